@@ -10,8 +10,11 @@ import (
 // not in each provider, so that every provider enforces flow control the
 // same way.
 type Credits struct {
-	mu     sync.Mutex
-	n      int
+	mu      sync.Mutex
+	n       int
+	waiters int
+	// wake is closed and replaced when credits arrive while someone
+	// waits; with nobody waiting, Add allocates nothing.
 	wake   chan struct{}
 	closed error
 }
@@ -36,12 +39,20 @@ func (c *Credits) Take(ctx context.Context) error {
 			return nil
 		}
 		wake := c.wake
+		c.waiters++
 		c.mu.Unlock()
 
+		var err error
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+		}
+		c.mu.Lock()
+		c.waiters--
+		c.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }
@@ -53,8 +64,10 @@ func (c *Credits) Add(n int) {
 	}
 	c.mu.Lock()
 	c.n += n
-	close(c.wake)
-	c.wake = make(chan struct{})
+	if c.waiters > 0 {
+		close(c.wake)
+		c.wake = make(chan struct{})
+	}
 	c.mu.Unlock()
 }
 
