@@ -1,6 +1,9 @@
 package fabric
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Request is the body of a request frame.
 type Request interface {
@@ -422,7 +425,10 @@ func AppendResponse(dst []byte, maxLen int, r *Response) []byte {
 // DecodeResponse decodes a whole response frame.
 func DecodeResponse(b []byte) (*Response, error) {
 	h, err := DecodeHeader(b)
-	if err != nil {
+	// A target answers an opcode it does not know with that opcode and a
+	// failure status, so an unknown op is fine in a failed response.
+	unknown := errors.Is(err, ErrUnknownOp) && h.Resp
+	if err != nil && !unknown {
 		return nil, err
 	}
 	if !h.Resp {
@@ -434,6 +440,9 @@ func DecodeResponse(b []byte) (*Response, error) {
 	r.StorageNs = d.u64("storage ns")
 	r.BpfNs = d.u64("bpf ns")
 	r.Message = d.str("message", 1<<16)
+	if d.err == nil && r.Status == StatusOK && unknown {
+		d.err = fmt.Errorf("%w: successful response to unknown opcode %d", ErrMalformed, uint8(h.Op))
+	}
 	if d.err == nil && r.Status == StatusOK {
 		r.Body = NewResponseBody(h.Op)
 		r.Body.decode(&d)

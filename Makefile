@@ -1,0 +1,68 @@
+# Ferry's build. `make demo` and `make test` install what they need first.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+# Debian packages the build and the tests need.
+APT_PACKAGES := clang llvm libbpf-dev linux-libc-dev libibverbs-dev librdmacm-dev
+FUZZTIME ?= 5s
+
+.PHONY: all deps generate check-generate build test unit fuzz lint demo clean
+
+all: build
+
+# deps installs only what is missing, so it is cheap to run every time.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "deps: all Debian packages present"; fi
+	@$(GO) mod download
+
+generate:
+	$(GO) generate ./bpf/... ./internal/hostile/
+
+# The committed bpf2go output must be what the sources generate.
+check-generate: generate
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+		git diff --exit-code --stat -- bpf internal/hostile || { echo "generated files differ from the committed ones; run make generate and commit"; exit 1; }; \
+		test -z "$$(git status --porcelain -- bpf internal/hostile)" || { git status --porcelain -- bpf internal/hostile; echo "untracked generated files"; exit 1; }; \
+	fi
+
+build:
+	$(GO) build -o $(BIN)/ ./tools/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race ./fabric/... ./initiator/... ./target/...
+
+# Each fuzz target runs briefly on top of its committed seed corpus.
+fuzz:
+	@set -e; for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		pkg=./$$(dirname $${spec#./}); \
+		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$spec | cut -d' ' -f2); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { \
+				$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+		done; \
+	done
+
+test: deps
+	$(MAKE) lint
+	$(MAKE) check-generate
+	$(MAKE) unit
+	$(MAKE) fuzz
+
+demo: deps build
+	$(BIN)/ferry-demo
+
+clean:
+	rm -rf $(BIN)

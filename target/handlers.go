@@ -1,0 +1,253 @@
+package target
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-fabric/ferry/bpf"
+	"github.com/ferry-fabric/ferry/fabric"
+)
+
+// maxELF bounds the extension image a target pulls.
+const maxELF = 1 << 20
+
+// One-sided operations wait without a deadline of their own: the memory
+// they name must not be reused before the transport is done with it, and
+// a broken connection completes them with an error anyway.
+var opCtx = context.Background()
+
+func (c *session) load(r *fabric.Load) (fabric.ResponseBody, error) {
+	if r.Name == "" {
+		return nil, fail(fabric.StatusBadRequest, "load without an extension name")
+	}
+	if r.ELF.Len == 0 || r.ELF.Len > maxELF {
+		return nil, fail(fabric.StatusTooLarge, "extension image of %d bytes, want 1 to %d", r.ELF.Len, maxELF)
+	}
+
+	// Page-aligned memory of our own, because some providers pin what
+	// they register.
+	buf, err := unix.Mmap(-1, 0, int(r.ELF.Len), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, fmt.Errorf("map extension buffer: %w", err)
+	}
+	defer unix.Munmap(buf)
+	mr, err := c.s.cfg.Transport.Register(buf, fabric.AccessLocalWrite)
+	if err != nil {
+		return nil, fmt.Errorf("register extension buffer: %w", err)
+	}
+	defer mr.Close()
+	if err := c.ops.Read(opCtx, mr, 0, len(buf), r.ELF, 0); err != nil {
+		return nil, remoteErr("pull extension image", err)
+	}
+	c.s.stats.pulledBytes.Add(uint64(len(buf)))
+
+	prog, err := c.s.engine.Load(r.Name, buf)
+	if err != nil {
+		c.s.stats.rejected.Add(1)
+		c.log.Warn("extension refused", "name", r.Name, "err", firstLine(err.Error()))
+		switch {
+		case errors.Is(err, bpf.ErrVerifier):
+			return nil, fail(fabric.StatusVerifier, "%v", err)
+		case errors.Is(err, bpf.ErrRejected):
+			return nil, fail(fabric.StatusRejected, "%v", err)
+		}
+		return nil, err
+	}
+	h, err := c.currentTenant().add(prog, c.s.cfg.MaxExtensions)
+	if err != nil {
+		prog.Close()
+		return nil, fail(fabric.StatusTooLarge, "%v", err)
+	}
+	c.s.stats.loaded.Add(1)
+	c.log.Info("extension loaded", "name", r.Name, "handle", h, "program", prog.Program(),
+		"insns", prog.Insns())
+	return &fabric.LoadReply{Handle: h, Program: prog.Program(), Insns: uint32(prog.Insns())}, nil
+}
+
+func firstLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+func (c *session) unload(r *fabric.Unload) (fabric.ResponseBody, error) {
+	if !c.currentTenant().remove(r.Handle) {
+		return nil, fail(fabric.StatusNoExtension, "no extension with handle %d", r.Handle)
+	}
+	c.log.Info("extension unloaded", "handle", r.Handle)
+	return &fabric.Empty{}, nil
+}
+
+func (c *session) exec(r *fabric.Exec, resp *fabric.Response) (fabric.ResponseBody, error) {
+	x := c.currentTenant().get(r.Handle)
+	if x == nil {
+		return nil, fail(fabric.StatusNoExtension, "no extension with handle %d", r.Handle)
+	}
+	defer x.release()
+	ns, err := c.namespace(r.NS, r.LBA, r.Blocks)
+	if err != nil {
+		return nil, err
+	}
+
+	slot, err := c.s.engine.Acquire(c.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("wait for a slot: %w", err)
+	}
+	defer c.s.engine.Release(slot)
+
+	// A range larger than a slot runs as consecutive chunks on the same
+	// slot; the extension carries its state in out[] and result_len.
+	in := bpf.RunInput{
+		ResultCap: min(r.Result.Len, uint32(len(slot.Result))),
+		BlockSize: uint32(ns.BlockSize),
+	}
+	copy(in.Args[:], r.Args)
+	perChunk := uint64(len(slot.Data) / ns.BlockSize)
+	lba, left := r.LBA, uint64(r.Blocks)
+	for chunk := uint32(0); ; chunk++ {
+		n := min(left, perChunk)
+		data := slot.Data[:n*uint64(ns.BlockSize)]
+
+		t0 := time.Now()
+		if err := ns.ReadAt(data, lba); err != nil {
+			return nil, fail(fabric.StatusIO, "%v", err)
+		}
+		resp.StorageNs += uint64(time.Since(t0))
+		c.s.stats.storageRead.Add(uint64(len(data)))
+
+		in.DataLen, in.Chunk, in.LBA = uint32(len(data)), chunk, lba
+		c.s.workers <- struct{}{}
+		out, err := c.s.engine.Run(x.prog, slot, in)
+		<-c.s.workers
+		resp.BpfNs += uint64(out.Duration)
+		c.s.stats.execChunks.Add(1)
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", x.prog.Name(), err)
+		}
+		if out.Ret < 0 {
+			return nil, fail(fabric.StatusExtension, "%s returned %d at chunk %d (blocks %d+%d)",
+				x.prog.Name(), out.Ret, chunk, lba, n)
+		}
+		in.Out, in.ResultLen = out.Out, out.ResultLen
+
+		lba, left = lba+n, left-n
+		if left == 0 {
+			break
+		}
+	}
+
+	// The result goes to the initiator straight from the result map.
+	if in.ResultLen > 0 {
+		if err := c.ops.Write(opCtx, c.s.resultMR, slot.ResultOffset(), int(in.ResultLen), r.Result, 0); err != nil {
+			return nil, remoteErr("write result", err)
+		}
+		c.s.stats.sentBytes.Add(uint64(in.ResultLen))
+	}
+	return &fabric.ExecReply{ResultLen: in.ResultLen, Out: in.Out}, nil
+}
+
+// ioRange checks a block read or write and returns its size in bytes.
+func (c *session) ioRange(nsID uint32, lba uint64, blocks uint32, region fabric.RemoteRegion) (*Namespace, int, error) {
+	ns, err := c.namespace(nsID, lba, blocks)
+	if err != nil {
+		return nil, 0, err
+	}
+	total := uint64(blocks) * uint64(ns.BlockSize)
+	if total > uint64(c.s.cfg.MaxIOBytes) {
+		return nil, 0, fail(fabric.StatusTooLarge, "%d bytes in one request, at most %d", total, c.s.cfg.MaxIOBytes)
+	}
+	if region.Len%uint32(ns.BlockSize) != 0 {
+		return nil, 0, fail(fabric.StatusUnaligned, "region of %d bytes is not a whole number of %d-byte blocks",
+			region.Len, ns.BlockSize)
+	}
+	if uint64(region.Len) < total {
+		return nil, 0, fail(fabric.StatusBadRequest, "region of %d bytes cannot hold %d blocks of %d bytes",
+			region.Len, blocks, ns.BlockSize)
+	}
+	return ns, int(total), nil
+}
+
+func (c *session) readBlocks(r *fabric.ReadBlocks, resp *fabric.Response) (fabric.ResponseBody, error) {
+	ns, total, err := c.ioRange(r.NS, r.LBA, r.Blocks, r.Dest)
+	if err != nil {
+		return nil, err
+	}
+	off, err := c.s.io.get(c.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("wait for an i/o buffer: %w", err)
+	}
+	defer c.s.io.put(off)
+
+	for done := 0; done < total; {
+		n := min(total-done, c.s.io.size)
+		buf := c.s.io.mem[off : off+n]
+
+		t0 := time.Now()
+		if err := ns.ReadAt(buf, r.LBA+uint64(done/ns.BlockSize)); err != nil {
+			return nil, fail(fabric.StatusIO, "%v", err)
+		}
+		resp.StorageNs += uint64(time.Since(t0))
+		c.s.stats.storageRead.Add(uint64(n))
+
+		if err := c.ops.Write(opCtx, c.s.io.mr, off, n, r.Dest, uint64(done)); err != nil {
+			return nil, remoteErr("write blocks to initiator", err)
+		}
+		c.s.stats.sentBytes.Add(uint64(n))
+		done += n
+	}
+	return &fabric.IOReply{Bytes: uint32(total)}, nil
+}
+
+func (c *session) writeBlocks(r *fabric.WriteBlocks, resp *fabric.Response) (fabric.ResponseBody, error) {
+	ns, total, err := c.ioRange(r.NS, r.LBA, r.Blocks, r.Src)
+	if err != nil {
+		return nil, err
+	}
+	off, err := c.s.io.get(c.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("wait for an i/o buffer: %w", err)
+	}
+	defer c.s.io.put(off)
+
+	for done := 0; done < total; {
+		n := min(total-done, c.s.io.size)
+		buf := c.s.io.mem[off : off+n]
+		if err := c.ops.Read(opCtx, c.s.io.mr, off, n, r.Src, uint64(done)); err != nil {
+			return nil, remoteErr("pull blocks from initiator", err)
+		}
+		c.s.stats.pulledBytes.Add(uint64(n))
+
+		t0 := time.Now()
+		// FUA applies to the request as a whole: sync once, after the
+		// last chunk.
+		last := done+n == total
+		if err := ns.WriteAt(buf, r.LBA+uint64(done/ns.BlockSize), r.FUA && last); err != nil {
+			return nil, fail(fabric.StatusIO, "%v", err)
+		}
+		resp.StorageNs += uint64(time.Since(t0))
+		c.s.stats.storageWritten.Add(uint64(n))
+		done += n
+	}
+	return &fabric.IOReply{Bytes: uint32(total)}, nil
+}
+
+func (c *session) flush(r *fabric.Flush, resp *fabric.Response) (fabric.ResponseBody, error) {
+	ns := c.s.namespaces[r.NS]
+	if ns == nil {
+		return nil, fail(fabric.StatusNoNamespace, "namespace %d is not served here", r.NS)
+	}
+	t0 := time.Now()
+	if err := ns.Flush(); err != nil {
+		return nil, fail(fabric.StatusIO, "%v", err)
+	}
+	resp.StorageNs += uint64(time.Since(t0))
+	return &fabric.Empty{}, nil
+}
