@@ -211,6 +211,24 @@ func (e *Engine) Acquire(ctx context.Context) (*Slot, error) {
 	}
 }
 
+// TryAcquire takes a free slot if there is one, without waiting. Callers
+// that already hold a slot use it for extra ones, so that two requests
+// each waiting for a second slot can never deadlock.
+func (e *Engine) TryAcquire() (*Slot, bool) {
+	select {
+	case <-e.closed:
+		return nil, false
+	default:
+	}
+	select {
+	case s := <-e.free:
+		s.inUse.Store(true)
+		return s, true
+	default:
+		return nil, false
+	}
+}
+
 // Release returns a slot from Acquire. Releasing a slot twice, or one of
 // another engine, is a bug in the caller; it is logged and ignored.
 func (e *Engine) Release(s *Slot) {

@@ -38,12 +38,21 @@ func request(tb testing.TB, e *Engine, x *Extension, s *Slot, data []byte, bs ui
 	tb.Helper()
 	noise := rand.New(rand.NewPCG(1, 2))
 	in := RunInput{ResultCap: uint32(resultCap), BlockSize: bs, Args: args}
+	// With a second slot free, chunks alternate between the two for their
+	// data, as when the target reads ahead.
+	dataSlots := []*Slot{s}
+	if extra, ok := e.TryAcquire(); ok {
+		defer e.Release(extra)
+		dataSlots = append(dataSlots, extra)
+	}
 	for off := 0; off == 0 || off < len(data); off += chunkSize {
 		end := min(off+chunkSize, len(data))
-		n := copy(s.Data, data[off:end])
-		for i := n; i < len(s.Data) && i < n+4096; i++ {
-			s.Data[i] = byte(noise.Uint32())
+		d := dataSlots[int(in.Chunk)%len(dataSlots)]
+		n := copy(d.Data, data[off:end])
+		for i := n; i < len(d.Data) && i < n+4096; i++ {
+			d.Data[i] = byte(noise.Uint32())
 		}
+		in.Data = d
 		in.DataLen = uint32(n)
 		in.LBA = lba + uint64(off)/uint64(bs)
 		out, err := e.Run(x, s, in)
@@ -195,20 +204,21 @@ func extCases() []extCase {
 }
 
 func TestExtensionsMatchRef(t *testing.T) {
-	e := newTestEngine(t, 3)
+	e := newTestEngine(t, 4)
 	xs := loadShipped(t, e)
 
-	// Run on the last slot, so a slot index mixed up with 0 shows.
+	// Run on a slot other than 0, so a slot index mixed up with 0 shows,
+	// and leave one free for request's data.
 	var s *Slot
-	for range e.Slots() {
+	for range e.Slots() - 1 {
 		var err error
 		if s, err = e.Acquire(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		defer e.Release(s)
 	}
-	if s.Index != e.Slots()-1 {
-		t.Fatalf("acquired slot %d last, want %d", s.Index, e.Slots()-1)
+	if s.Index != e.Slots()-2 {
+		t.Fatalf("acquired slot %d last, want %d", s.Index, e.Slots()-2)
 	}
 
 	for _, c := range extCases() {

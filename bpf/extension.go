@@ -89,6 +89,11 @@ func (e *Engine) Load(name string, elf []byte) (*Extension, error) {
 
 // RunInput is the input half of struct ferry_ctx; the engine adds the slot.
 type RunInput struct {
+	// Data is the slot whose Data holds this chunk's blocks; nil means the
+	// slot the extension runs on. A request may read its next chunk into
+	// another slot while this one runs.
+	Data *Slot
+
 	DataLen, ResultCap, ResultLen, BlockSize, Chunk uint32
 	LBA                                             uint64
 	Args                                            [8]uint64
@@ -104,13 +109,16 @@ type RunOutput struct {
 }
 
 // ctxSize is sizeof(struct ferry_ctx).
-const ctxSize = 6*4 + 8 + 8*8 + 4*8
+const ctxSize = 8*4 + 8 + 8*8 + 4*8
 
-func (in *RunInput) marshal(slot int) []byte {
+// outOffset is offsetof(struct ferry_ctx, out).
+const outOffset = 8*4 + 8 + 8*8
+
+func (in *RunInput) marshal(slot, dataSlot int) []byte {
 	b := make([]byte, 0, ctxSize)
 	ne := binary.NativeEndian
 	for _, v := range []uint32{uint32(slot), in.DataLen, in.ResultCap, in.ResultLen,
-		in.BlockSize, in.Chunk} {
+		in.BlockSize, in.Chunk, uint32(dataSlot), 0} {
 		b = ne.AppendUint32(b, v)
 	}
 	b = ne.AppendUint64(b, in.LBA)
@@ -128,7 +136,7 @@ func (in *RunInput) marshal(slot int) []byte {
 // is a negative RunOutput.Ret.
 func (e *Engine) Run(x *Extension, s *Slot, in RunInput) (RunOutput, error) {
 	switch {
-	case x == nil || s == nil || s.e != e:
+	case x == nil || s == nil || s.e != e || (in.Data != nil && in.Data.e != e):
 		return RunOutput{}, fmt.Errorf("run extension: %w", ErrInvalidInput)
 	case in.DataLen > DataMax || in.ResultCap > ResultMax || in.ResultLen > in.ResultCap:
 		return RunOutput{}, fmt.Errorf("run extension %s: data %d, result %d/%d: %w",
@@ -137,7 +145,11 @@ func (e *Engine) Run(x *Extension, s *Slot, in RunInput) (RunOutput, error) {
 
 	// For syscall programs the kernel copies the context back into the
 	// input buffer; cilium/ebpf hands it over as ContextOut.
-	ctxIn := in.marshal(s.Index)
+	data := s
+	if in.Data != nil {
+		data = in.Data
+	}
+	ctxIn := in.marshal(s.Index, data.Index)
 	ctxOut := make([]byte, ctxSize)
 	opts := ebpf.RunOptions{Context: ctxIn, ContextOut: ctxOut}
 
@@ -164,7 +176,7 @@ func (e *Engine) Run(x *Extension, s *Slot, in RunInput) (RunOutput, error) {
 		Duration:  d,
 	}
 	for i := range out.Out {
-		out.Out[i] = ne.Uint64(ctxOut[96+8*i:])
+		out.Out[i] = ne.Uint64(ctxOut[outOffset+8*i:])
 	}
 	if out.ResultLen > in.ResultCap {
 		return out, fmt.Errorf("run extension %s: result length %d above cap %d: %w",

@@ -37,6 +37,7 @@ type Client struct {
 	hello     *fabric.HelloReply
 	depth     chan struct{}
 	nextID    atomic.Uint64
+	traffic   struct{ sent, received, sentBytes, receivedBytes atomic.Uint64 }
 
 	mu      sync.Mutex
 	pending map[uint64]*call
@@ -132,6 +133,22 @@ func (c *Client) closeTransport() {
 	}
 }
 
+// Traffic counts the two-sided messages of this client: requests sent and
+// replies received, with their bytes. Bulk data moves by one-sided
+// operations and is not in these counts.
+type Traffic struct {
+	Sent, Received           uint64
+	SentBytes, ReceivedBytes uint64
+}
+
+// Traffic returns the message counts so far.
+func (c *Client) Traffic() Traffic {
+	return Traffic{
+		Sent: c.traffic.sent.Load(), Received: c.traffic.received.Load(),
+		SentBytes: c.traffic.sentBytes.Load(), ReceivedBytes: c.traffic.receivedBytes.Load(),
+	}
+}
+
 // Namespaces lists what the target serves.
 func (c *Client) Namespaces() []fabric.NamespaceInfo { return c.hello.Namespaces }
 
@@ -160,6 +177,8 @@ func (c *Client) receive() {
 			c.fail(err)
 			return
 		}
+		c.traffic.received.Add(1)
+		c.traffic.receivedBytes.Add(uint64(len(msg.Bytes())))
 		resp, err := fabric.DecodeResponse(msg.Bytes())
 		msg.Release()
 		if err != nil {
@@ -239,6 +258,8 @@ func (c *Client) do(ctx context.Context, req fabric.Request, bufs ...*Buffer) (*
 		c.mu.Unlock()
 		return nil, fmt.Errorf("send %s: %w", req.Op(), err)
 	}
+	c.traffic.sent.Add(1)
+	c.traffic.sentBytes.Add(uint64(len(frame)))
 
 	select {
 	case resp, ok := <-cl.reply:

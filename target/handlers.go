@@ -103,27 +103,41 @@ func (c *session) exec(r *fabric.Exec, resp *fabric.Response) (fabric.ResponseBo
 	}
 	defer c.s.engine.Release(slot)
 
-	// A range larger than a slot runs as consecutive chunks on the same
-	// slot; the extension carries its state in out[] and result_len.
+	// A range larger than a slot runs as consecutive chunks; the extension
+	// carries its state in out[] and result_len on its own slot. While one
+	// chunk runs, the next ones are read into further slots when some are
+	// free, so storage and the extension overlap.
+	perChunk := uint64(len(slot.Data) / ns.BlockSize)
+	chunks := max(1, (uint64(r.Blocks)+perChunk-1)/perChunk)
+	rd := &readAhead{ns: ns, lba: r.LBA, end: r.LBA + uint64(r.Blocks), perChunk: perChunk}
+	rd.bufs = append(rd.bufs, slot)
+	for uint64(len(rd.bufs)) < min(chunks, uint64(c.s.cfg.ReadAhead)+1) {
+		extra, ok := c.s.engine.TryAcquire()
+		if !ok {
+			break
+		}
+		defer c.s.engine.Release(extra)
+		rd.bufs = append(rd.bufs, extra)
+	}
+	defer rd.drain()
+	for range rd.bufs {
+		rd.next()
+	}
+
 	in := bpf.RunInput{
 		ResultCap: min(r.Result.Len, uint32(len(slot.Result))),
 		BlockSize: uint32(ns.BlockSize),
 	}
 	copy(in.Args[:], r.Args)
-	perChunk := uint64(len(slot.Data) / ns.BlockSize)
-	lba, left := r.LBA, uint64(r.Blocks)
-	for chunk := uint32(0); ; chunk++ {
-		n := min(left, perChunk)
-		data := slot.Data[:n*uint64(ns.BlockSize)]
-
-		t0 := time.Now()
-		if err := ns.ReadAt(data, lba); err != nil {
-			return nil, fail(fabric.StatusIO, "%v", err)
+	for chunk := uint32(0); uint64(chunk) < chunks; chunk++ {
+		p := rd.wait()
+		resp.StorageNs += uint64(p.took)
+		if p.err != nil {
+			return nil, fail(fabric.StatusIO, "%v", p.err)
 		}
-		resp.StorageNs += uint64(time.Since(t0))
-		c.s.stats.storageRead.Add(uint64(len(data)))
+		c.s.stats.storageRead.Add(uint64(p.bytes))
 
-		in.DataLen, in.Chunk, in.LBA = uint32(len(data)), chunk, lba
+		in.Data, in.DataLen, in.Chunk, in.LBA = p.buf, uint32(p.bytes), chunk, p.lba
 		c.s.workers <- struct{}{}
 		out, err := c.s.engine.Run(x.prog, slot, in)
 		<-c.s.workers
@@ -134,14 +148,12 @@ func (c *session) exec(r *fabric.Exec, resp *fabric.Response) (fabric.ResponseBo
 		}
 		if out.Ret < 0 {
 			return nil, fail(fabric.StatusExtension, "%s returned %d at chunk %d (blocks %d+%d)",
-				x.prog.Name(), out.Ret, chunk, lba, n)
+				x.prog.Name(), out.Ret, chunk, p.lba, p.bytes/ns.BlockSize)
 		}
 		in.Out, in.ResultLen = out.Out, out.ResultLen
 
-		lba, left = lba+n, left-n
-		if left == 0 {
-			break
-		}
+		// That slot's data is consumed: read a later chunk into it.
+		rd.reuse(p.buf)
 	}
 
 	// The result goes to the initiator straight from the result map.
@@ -250,4 +262,72 @@ func (c *session) flush(r *fabric.Flush, resp *fabric.Response) (fabric.Response
 	}
 	resp.StorageNs += uint64(time.Since(t0))
 	return &fabric.Empty{}, nil
+}
+
+// readAhead reads the chunks of one exec request into a ring of slots,
+// each read on its own goroutine, handing them out in order.
+type readAhead struct {
+	ns       *Namespace
+	lba, end uint64
+	perChunk uint64
+	bufs     []*bpf.Slot
+	free     []*bpf.Slot
+	inFlight []chan chunkRead
+	started  bool
+}
+
+type chunkRead struct {
+	buf   *bpf.Slot
+	lba   uint64
+	bytes int
+	took  time.Duration
+	err   error
+}
+
+// next starts the read of the next chunk into a free slot, if any chunk
+// is left. The first call may read an empty range: a request over zero
+// blocks still runs the extension once.
+func (r *readAhead) next() {
+	if r.free == nil && !r.started {
+		r.free = append(r.free, r.bufs...)
+	}
+	if len(r.free) == 0 || (r.started && r.lba >= r.end) {
+		return
+	}
+	r.started = true
+	buf := r.free[0]
+	r.free = r.free[1:]
+	n := min(r.perChunk, r.end-r.lba)
+	lba := r.lba
+	r.lba += n
+	ch := make(chan chunkRead, 1)
+	r.inFlight = append(r.inFlight, ch)
+	go func() {
+		data := buf.Data[:n*uint64(r.ns.BlockSize)]
+		t0 := time.Now()
+		err := r.ns.ReadAt(data, lba)
+		ch <- chunkRead{buf: buf, lba: lba, bytes: len(data), took: time.Since(t0), err: err}
+	}()
+}
+
+// wait returns the oldest read once it is done.
+func (r *readAhead) wait() chunkRead {
+	ch := r.inFlight[0]
+	r.inFlight = r.inFlight[1:]
+	return <-ch
+}
+
+// reuse gives a consumed slot back to the ring and starts the next read.
+func (r *readAhead) reuse(buf *bpf.Slot) {
+	r.free = append(r.free, buf)
+	r.next()
+}
+
+// drain waits for reads still running, which write into slot memory that
+// must not be released under them.
+func (r *readAhead) drain() {
+	for _, ch := range r.inFlight {
+		<-ch
+	}
+	r.inFlight = nil
 }

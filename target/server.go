@@ -30,6 +30,9 @@ type Config struct {
 	IOBuffers int
 	// MaxIOBytes bounds one read or write request; default 16 MiB.
 	MaxIOBytes int
+	// ReadAhead is how many chunks of an exec request may be read while
+	// an earlier one runs, when free slots allow; default 2.
+	ReadAhead int
 	// MaxExtensions bounds the extensions one tenant may keep loaded.
 	MaxExtensions int
 	Logger        *slog.Logger
@@ -77,6 +80,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxIOBytes <= 0 {
 		cfg.MaxIOBytes = 16 << 20
+	}
+	if cfg.ReadAhead <= 0 {
+		cfg.ReadAhead = 2
 	}
 	if cfg.MaxExtensions <= 0 {
 		cfg.MaxExtensions = 64

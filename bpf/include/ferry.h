@@ -45,19 +45,23 @@
 
 /*
  * The context of one run. The target fills it, runs the program and reads
- * it back. Go mirrors this layout (128 bytes, no padding).
+ * it back. Go mirrors this layout (136 bytes, no padding).
  *
  * A request over more blocks than one slot holds runs as several chunks, in
- * order, on the same slot. result_len and out[] carry from one chunk to the
+ * order, on the same slot; the chunk's blocks may sit in another element of
+ * ferry_data (data_slot), because the target reads the next chunk while
+ * this one runs. result_len and out[] carry from one chunk to the
  * next, so extensions stream: accumulate into out[], append to the result.
  */
 struct ferry_ctx {
-	__u32 slot;       /* in: which slot of the maps holds this request's data */
+	__u32 slot;       /* in: this request's element of ferry_result and ferry_scratch */
 	__u32 data_len;   /* in: bytes of block data in this chunk, <= FERRY_DATA_MAX */
 	__u32 result_cap; /* in: bytes the result may hold in total, <= FERRY_RESULT_MAX */
 	__u32 result_len; /* in/out: result bytes written so far; append after them */
 	__u32 block_size; /* in */
 	__u32 chunk;      /* in: index of this chunk within the request, 0 first */
+	__u32 data_slot;  /* in: which element of ferry_data holds this chunk */
+	__u32 reserved;   /* zero */
 	__u64 lba;        /* in: first block of this chunk */
 	__u64 args[8];    /* in: the request's arguments */
 	__u64 out[4];     /* in/out: scalar outputs, zero at chunk 0 */
@@ -66,7 +70,8 @@ struct ferry_ctx {
 /*
  * The maps. max_entries here is a placeholder: the target rewrites it to
  * its slot count and replaces these maps with its own, so one compiled ELF
- * works with any number of slots. Element ctx->slot belongs to this run.
+ * works with any number of slots. Element ctx->data_slot of ferry_data and
+ * element ctx->slot of the others belong to this run.
  *
  * ferry_data:    the chunk's blocks, data_len bytes from offset 0. Treat as
  *                read-only; the target may reuse the slot for the next chunk.
@@ -109,7 +114,7 @@ struct {
  */
 static __always_inline __u8 *ferry_data_ptr(const struct ferry_ctx *ctx)
 {
-	__u32 key = ctx->slot;
+	__u32 key = ctx->data_slot;
 
 	return bpf_map_lookup_elem(&ferry_data, &key);
 }

@@ -37,7 +37,7 @@ func main() {
 		listen    = flag.String("listen", cli.DefaultAddr, "address to serve, `scheme://host:port`")
 		blockSize = flag.Int("block-size", 4096, "block size of every namespace: 512 or 4096")
 		workers   = flag.Int("workers", runtime.GOMAXPROCS(0), "extension runs at once")
-		slots     = flag.Int("slots", 0, "extension data slots of 1 MiB each (default 2 per worker)")
+		slots     = flag.Int("slots", 0, "extension slots of 1.25 MiB each (default 4 per worker)")
 		depth     = flag.Int("queue-depth", 32, "requests in flight per connection")
 		level     = flag.String("log-level", "info", "debug, info, warn or error")
 		grace     = flag.Duration("shutdown-timeout", 30*time.Second, "how long to wait for requests in flight at shutdown")
@@ -61,7 +61,7 @@ func main() {
 		os.Exit(2)
 	}
 	if *slots <= 0 {
-		*slots = 2 * *workers
+		*slots = 4 * *workers
 	}
 	if err := run(log, *listen, nss, *blockSize, *workers, *slots, *depth, *grace); err != nil {
 		log.Error("ferry-target failed", "err", err)
