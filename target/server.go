@@ -58,6 +58,7 @@ type Server struct {
 	tenants  map[string]*tenant
 	conns    map[*session]struct{}
 	closing  bool
+	shutDown bool
 	inflight sync.WaitGroup
 
 	stats counters
@@ -161,6 +162,10 @@ func (s *Server) isClosing() bool {
 // ctx to end), then closes every connection and releases the buffers.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if s.shutDown {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closing = true
 	s.mu.Unlock()
 
@@ -196,6 +201,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.io.close()
 	s.resultMR.Close()
 	s.dataMR.Close()
+	s.mu.Lock()
+	s.shutDown = true
+	s.mu.Unlock()
 	s.log.Info("target shut down")
 	return nil
 }
