@@ -6,7 +6,7 @@ BIN := bin
 APT_PACKAGES := clang llvm libbpf-dev linux-libc-dev libibverbs-dev librdmacm-dev
 FUZZTIME ?= 5s
 
-.PHONY: all deps generate check-generate build test unit fuzz lint demo clean
+.PHONY: all deps generate check-generate build test unit fuzz lint demo bench clean
 
 all: build
 
@@ -60,6 +60,13 @@ test: deps
 	$(MAKE) check-generate
 	$(MAKE) unit
 	$(MAKE) fuzz
+
+# Benchmarks: the extensions' scan rates, the TCP provider, and pushdown
+# against read-everything through a real target, side by side in one run.
+BENCHTIME ?= 2s
+bench: deps
+	@mkdir -p out
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./bpf/ ./fabric/tcp/ ./test/e2e/ | tee out/bench.txt
 
 demo: deps build
 	$(BIN)/ferry-demo

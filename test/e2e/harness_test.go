@@ -44,7 +44,7 @@ func logger(t testing.TB) *slog.Logger {
 
 // startTarget serves a file-backed namespace of random records over TCP
 // on 127.0.0.1 until the test ends.
-func startTarget(t *testing.T, o envOptions) *env {
+func startTarget(t testing.TB, o envOptions) *env {
 	t.Helper()
 	testenv.RequireRoot(t)
 	if o.slots == 0 {
