@@ -51,8 +51,11 @@ var workloads = []workload{
 
 func main() {
 	var (
-		size     = flag.Int("size-mib", 64, "dataset size in MiB")
-		dir      = flag.String("dir", "", "where to write the dataset (default: a new temporary directory)")
+		size    = flag.Int("size-mib", 64, "dataset size in MiB")
+		dataset = flag.String("dataset", "", "file or block device to write the dataset to and serve "+
+			"(default: a file in a new temporary directory); a device's old content is overwritten")
+		listen = flag.String("listen", "tcp://127.0.0.1:0", "address for the target this demo starts; "+
+			"port 0 picks a free TCP port")
 		addr     = flag.String("target", "", "use a running target at this address instead of starting one")
 		bin      = flag.String("target-bin", "", "ferry-target binary (default: next to this program)")
 		seed     = flag.Uint64("seed", 1, "dataset seed")
@@ -64,7 +67,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ferry-demo:", err)
 		os.Exit(2)
 	}
-	ok, err := run(log, *size, *dir, *addr, *bin, *seed, *logLevel)
+	ok, err := run(log, *size, *dataset, *listen, *addr, *bin, *seed, *logLevel)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferry-demo:", err)
 		os.Exit(1)
@@ -75,21 +78,20 @@ func main() {
 	}
 }
 
-func run(log *slog.Logger, sizeMiB int, dir, addr, bin string, seed uint64, level string) (bool, error) {
+func run(log *slog.Logger, sizeMiB int, path, listen, addr, bin string, seed uint64, level string) (bool, error) {
 	ctx := context.Background()
 	if addr != "" {
-		return compare(ctx, log, addr, seed)
+		return compare(ctx, log, addr, 0)
 	}
 
-	if dir == "" {
+	if path == "" {
 		d, err := os.MkdirTemp("", "ferry-demo-")
 		if err != nil {
 			return false, err
 		}
 		defer os.RemoveAll(d)
-		dir = d
+		path = filepath.Join(d, "records.dat")
 	}
-	path := filepath.Join(dir, "records.dat")
 	fmt.Printf("writing %d MiB of %d-byte records to %s\n", sizeMiB, recSize, path)
 	if err := writeDataset(path, sizeMiB<<20, seed); err != nil {
 		return false, err
@@ -102,11 +104,14 @@ func run(log *slog.Logger, sizeMiB int, dir, addr, bin string, seed uint64, leve
 		}
 		bin = filepath.Join(filepath.Dir(self), "ferry-target")
 	}
-	port, err := freePort()
-	if err != nil {
-		return false, err
+	addr = listen
+	if strings.HasPrefix(listen, "tcp://") && strings.HasSuffix(listen, ":0") {
+		port, err := freePort()
+		if err != nil {
+			return false, err
+		}
+		addr = fmt.Sprintf("%s:%d", strings.TrimSuffix(listen, ":0"), port)
 	}
-	addr = fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "-listen", addr, "-ns", "1="+path, "-block-size", fmt.Sprint(blockSize),
 		"-log-level", level)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -127,13 +132,15 @@ func run(log *slog.Logger, sizeMiB int, dir, addr, bin string, seed uint64, leve
 	if err := waitReady(ctx, addr, exited); err != nil {
 		return false, err
 	}
-	return compare(ctx, log, addr, seed)
+	return compare(ctx, log, addr, uint64(sizeMiB)<<20)
 }
 
 // writeDataset writes size bytes of records, one block-aligned chunk at a
 // time.
 func writeDataset(path string, size int, seed uint64) error {
-	f, err := os.Create(path)
+	// O_CREATE without O_TRUNC: a block device keeps its size, a new file
+	// grows as written.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -156,6 +163,12 @@ func writeDataset(path string, size int, seed uint64) error {
 			id++
 		}
 		if _, err := f.Write(buf); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if err := f.Truncate(int64(size)); err != nil {
 			f.Close()
 			return err
 		}
@@ -208,7 +221,9 @@ type row struct {
 	resultLength int
 }
 
-func compare(ctx context.Context, log *slog.Logger, addr string, seed uint64) (bool, error) {
+// compare runs the workloads over the first size bytes of namespace 1, or
+// all of it when size is 0.
+func compare(ctx context.Context, log *slog.Logger, addr string, size uint64) (bool, error) {
 	c, err := initiator.Dial(ctx, addr, initiator.Options{Tenant: "demo", Logger: log})
 	if err != nil {
 		return false, err
@@ -219,6 +234,12 @@ func compare(ctx context.Context, log *slog.Logger, addr string, seed uint64) (b
 		return false, errors.New("target serves no namespace 1")
 	}
 	maxIO, maxResult := c.Limits()
+	if size > 0 {
+		if size/uint64(ns.BlockSize) > ns.Blocks {
+			return false, fmt.Errorf("namespace 1 holds %d blocks, the dataset %d bytes", ns.Blocks, size)
+		}
+		ns.Blocks = size / uint64(ns.BlockSize)
+	}
 	total := ns.Blocks * uint64(ns.BlockSize)
 	fmt.Printf("namespace 1: %d MiB in %d blocks of %d bytes\n\n", total>>20, ns.Blocks, ns.BlockSize)
 
