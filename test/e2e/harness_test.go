@@ -33,6 +33,7 @@ type env struct {
 
 type envOptions struct {
 	slots, workers, depth int
+	maxIO                 int
 }
 
 func logger(t testing.TB) *slog.Logger {
@@ -73,7 +74,8 @@ func startTarget(t testing.TB, o envOptions) *env {
 	tr := tcp.New(tcp.Options{Logger: log})
 	t.Cleanup(func() { tr.Close() })
 	srv, err := target.NewServer(target.Config{Transport: tr, Engine: engine,
-		Namespaces: []*target.Namespace{ns}, Workers: o.workers, QueueDepth: o.depth, Logger: log})
+		Namespaces: []*target.Namespace{ns}, Workers: o.workers, QueueDepth: o.depth, MaxIOBytes: o.maxIO,
+		Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func TestHostileExtensions(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	e := startTarget(t, envOptions{})
+	e := startTarget(t, envOptions{maxIO: 64 << 10})
 	c := e.dial(t, "bad")
 	ctx := ctxT(t)
 	elf, _ := ext.ELF("count")
@@ -93,6 +93,7 @@ func TestBadRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := buffer(t, c, 4*blockSize)
+	big := buffer(t, c, 32*blockSize)
 	args := []uint64{64, 0, 5, 0}
 
 	cases := []struct {
@@ -116,6 +117,12 @@ func TestBadRequests(t *testing.T) {
 			return err
 		}(), fabric.StatusNoExtension},
 		{"flush unknown namespace", c.Flush(ctx, 7), fabric.StatusNoNamespace},
+		{"read over the size limit", c.ReadBlocks(ctx, 1, 0, 32, big), fabric.StatusTooLarge},
+		{"write over the size limit", c.WriteBlocks(ctx, 1, 0, 32, big, false), fabric.StatusTooLarge},
+		{"extension image over the size limit", func() error {
+			_, err := c.Load(ctx, "huge", make([]byte, 2<<20))
+			return err
+		}(), fabric.StatusTooLarge},
 	}
 	for _, tc := range cases {
 		if got := initiator.StatusOf(tc.err); got != tc.want {
