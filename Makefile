@@ -2,8 +2,12 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-# Debian packages the build and the tests need.
-APT_PACKAGES := clang llvm libbpf-dev linux-libc-dev libibverbs-dev librdmacm-dev
+# Debian packages the build and the tests need: the eBPF toolchain, the
+# rdma-core headers for cgo, and the soft-RoCE + NVMe test bed (qemu, a
+# Debian kernel with rdma_rxe, rdma-core tools, perftest, nvme-cli).
+APT_PACKAGES := clang llvm libbpf-dev linux-libc-dev libibverbs-dev librdmacm-dev \
+	qemu-system-x86 linux-image-amd64 rdma-core ibverbs-providers ibverbs-utils perftest \
+	nvme-cli busybox-static cpio iproute2 kmod xz-utils zstd
 FUZZTIME ?= 5s
 
 .PHONY: all deps generate check-generate build test unit fuzz lint demo bench clean
