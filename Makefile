@@ -10,7 +10,7 @@ APT_PACKAGES := clang llvm libbpf-dev linux-libc-dev libibverbs-dev librdmacm-de
 	nvme-cli busybox-static cpio iproute2 kmod xz-utils zstd
 FUZZTIME ?= 5s
 
-.PHONY: all deps generate check-generate build test unit fuzz lint demo bench clean
+.PHONY: all deps generate check-generate build test unit fuzz lint test-rxe demo demo-tcp bench clean
 
 all: build
 
@@ -59,11 +59,25 @@ fuzz:
 		done; \
 	done
 
+# The RDMA suites need an RDMA device and an NVMe drive: they run inside
+# the qemu test bed (soft-RoCE rxe0, an emulated 8 MiB NVMe drive, the
+# Debian kernel), from test binaries built here.
+VMBIN := $(CURDIR)/$(BIN)/vm
+VMTIMEOUT ?= 20m
+test-rxe: deps
+	@mkdir -p $(VMBIN)
+	@for p in cgo rdma bpf target test/e2e; do \
+		echo "build $$p test binary"; \
+		$(GO) test -c -o $(VMBIN)/$$(basename $$p).test ./$$p || exit 1; \
+	done
+	$(GO) run ./tools/ferry-vm -timeout $(VMTIMEOUT) -nvme-size 8M -- sh test/vm/rxe-suite.sh $(VMBIN)
+
 test: deps
 	$(MAKE) lint
 	$(MAKE) check-generate
 	$(MAKE) unit
 	$(MAKE) fuzz
+	$(MAKE) test-rxe
 
 # Benchmarks: the extensions' scan rates, the TCP provider, and pushdown
 # against read-everything through a real target, side by side in one run.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-fabric/ferry/fabric"
 	"github.com/ferry-fabric/ferry/fabric/tcp"
+	"github.com/ferry-fabric/ferry/rdma"
 )
 
 // Options configure a Client. Zero values take defaults.
@@ -122,7 +123,7 @@ func newTransport(scheme string, log *slog.Logger) (fabric.Transport, error) {
 	case "tcp":
 		return tcp.New(tcp.Options{Logger: log}), nil
 	case "rdma":
-		return nil, fmt.Errorf("rdma transport: %w in this build", fabric.ErrNotSupported)
+		return rdma.New(rdma.Options{Logger: log})
 	}
 	return nil, fmt.Errorf("unknown transport scheme %q", scheme)
 }

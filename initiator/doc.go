@@ -13,6 +13,6 @@
 // it: its Buffer stays in use until the target's reply arrives, and
 // Buffer.Close waits for that.
 //
-// Addresses name the transport: "tcp://host:port" now; "rdma://host:port"
-// comes with the RDMA provider.
+// Addresses name the transport: "rdma://host:port" over rdma-core (an RDMA
+// device or soft-RoCE), "tcp://host:port" for machines without RDMA.
 package initiator

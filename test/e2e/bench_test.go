@@ -6,12 +6,14 @@ import (
 
 	"github.com/ferry-fabric/ferry/bpf/ext"
 	"github.com/ferry-fabric/ferry/bpf/ref"
+	"github.com/ferry-fabric/ferry/fabric"
 	"github.com/ferry-fabric/ferry/initiator"
 )
 
 func benchTarget(b *testing.B) (*env, *initiator.Client, *initiator.Extension) {
 	e := startTarget(b, envOptions{})
-	c, err := initiator.Dial(context.Background(), e.addr, initiator.Options{Tenant: "bench"})
+	c, err := initiator.Dial(context.Background(), e.addr, initiator.Options{Tenant: "bench",
+		Conn: fabric.ConnOptions{BusyPoll: busyPoll()}})
 	if err != nil {
 		b.Fatal(err)
 	}

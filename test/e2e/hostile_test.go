@@ -10,7 +10,6 @@ import (
 
 	"github.com/ferry-fabric/ferry/bpf/ext"
 	"github.com/ferry-fabric/ferry/fabric"
-	"github.com/ferry-fabric/ferry/fabric/tcp"
 	"github.com/ferry-fabric/ferry/initiator"
 	"github.com/ferry-fabric/ferry/internal/hostile"
 )
@@ -143,17 +142,17 @@ func TestBadRequests(t *testing.T) {
 type rawConn struct {
 	t    *testing.T
 	conn fabric.Conn
-	tr   *tcp.Transport
 }
 
 func dialRaw(t *testing.T, e *env) *rawConn {
-	tr := tcp.New(tcp.Options{})
-	conn, err := tr.Dial(ctxT(t), strings.TrimPrefix(e.addr, "tcp://"), fabric.ConnOptions{})
+	tr, _ := transport(t, logger(t))
+	_, hostport, _ := strings.Cut(e.addr, "://")
+	conn, err := tr.Dial(ctxT(t), hostport, fabric.ConnOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); tr.Close() })
-	return &rawConn{t: t, conn: conn, tr: tr}
+	return &rawConn{t: t, conn: conn}
 }
 
 func (r *rawConn) roundTrip(frame []byte) *fabric.Response {

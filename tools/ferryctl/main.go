@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-fabric/ferry/bpf/ext"
 	"github.com/ferry-fabric/ferry/initiator"
+	"github.com/ferry-fabric/ferry/rdma"
 	"github.com/ferry-fabric/ferry/tools/internal/cli"
 )
 
@@ -35,6 +36,7 @@ var commands = []command{
 	{"stats", "", "show the target's counters", cmdStats},
 	{"info", "", "show the target's namespaces and limits", cmdInfo},
 	{"extensions", "", "list the shipped extensions (usable with exec -ext)", cmdExtensions},
+	{"rxe", "add|del|list [-name rxe0] [-netdev NAME]", "manage soft-RoCE devices on this host", cmdRxe},
 }
 
 type globals struct {
@@ -467,4 +469,56 @@ func cmdExtensions(ctx context.Context, g *globals, fs *flag.FlagSet, argv []str
 			fmt.Fprintln(w, n)
 		}
 	})
+}
+
+func cmdRxe(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) error {
+	if len(argv) == 0 || strings.HasPrefix(argv[0], "-") {
+		fs.Usage()
+		return errors.New("want add, del or list")
+	}
+	action := argv[0]
+	name := fs.String("name", "rxe0", "soft-RoCE device name")
+	netdev := fs.String("netdev", "", "network interface the device runs on (add)")
+	fs.Parse(argv[1:])
+
+	switch action {
+	case "add":
+		if *netdev == "" {
+			fs.Usage()
+			return errors.New("add needs -netdev")
+		}
+		if err := rdma.AddRxe(*name, *netdev); err != nil {
+			return err
+		}
+		dev, err := rdma.DeviceForNetdev(*netdev)
+		if err != nil {
+			return err
+		}
+		return g.print(map[string]string{"added": dev, "netdev": *netdev}, func(w io.Writer) {
+			fmt.Fprintf(w, "added %s on %s\n", dev, *netdev)
+		})
+	case "del":
+		if err := rdma.DelRxe(*name); err != nil {
+			return err
+		}
+		return g.print(map[string]string{"deleted": *name}, func(w io.Writer) {
+			fmt.Fprintf(w, "deleted %s\n", *name)
+		})
+	case "list":
+		links, err := rdma.ListLinks()
+		if err != nil {
+			return err
+		}
+		return g.print(links, func(w io.Writer) {
+			if len(links) == 0 {
+				fmt.Fprintln(w, "no RDMA devices")
+			}
+			for _, l := range links {
+				fmt.Fprintf(w, "%s\tports %d\tguid %s\tnetdevs %s\n", l.Name, l.NumPorts, l.NodeGUID,
+					strings.Join(l.Netdevs, ","))
+			}
+		})
+	}
+	fs.Usage()
+	return fmt.Errorf("unknown rxe action %q: want add, del or list", action)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferry-fabric/ferry/fabric"
 	"github.com/ferry-fabric/ferry/fabric/tcp"
+	"github.com/ferry-fabric/ferry/rdma"
 )
 
 // Logger returns a text logger on stderr at the named level.
@@ -30,7 +31,11 @@ func Transport(addr string, log *slog.Logger) (fabric.Transport, string, error) 
 	case "tcp":
 		return tcp.New(tcp.Options{Logger: log}), hostport, nil
 	case "rdma":
-		return nil, "", fmt.Errorf("address %q: rdma transport: %w in this build", addr, fabric.ErrNotSupported)
+		t, err := rdma.New(rdma.Options{Logger: log})
+		if err != nil {
+			return nil, "", fmt.Errorf("address %q: %w", addr, err)
+		}
+		return t, hostport, nil
 	}
 	return nil, "", fmt.Errorf("address %q: unknown transport %q", addr, scheme)
 }
