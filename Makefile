@@ -86,7 +86,20 @@ bench: deps
 	@mkdir -p out
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./bpf/ ./fabric/tcp/ ./test/e2e/ | tee out/bench.txt
 
+# The demo runs over RDMA: on this host's RDMA device if it has one, else
+# in the soft-RoCE VM against its emulated NVMe drive. demo-tcp is the
+# quick path over TCP on 127.0.0.1 with a file.
 demo: deps build
+	@if [ -n "$$(ls /sys/class/infiniband 2>/dev/null)" ]; then \
+		echo "demo: local RDMA device found"; \
+		$(BIN)/ferry-demo -listen rdma://auto:7420; \
+	else \
+		echo "demo: no local RDMA device; booting the soft-RoCE + NVMe test bed (about 20 s)"; \
+		$(GO) run ./tools/ferry-vm -timeout 15m -nvme-size 64M -- \
+			$(BIN)/ferry-demo -listen rdma://auto:7420 -dataset /dev/nvme0n1; \
+	fi
+
+demo-tcp: deps build
 	$(BIN)/ferry-demo
 
 clean:

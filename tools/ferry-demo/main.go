@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-fabric/ferry/bpf/ext"
 	"github.com/ferry-fabric/ferry/bpf/ref"
 	"github.com/ferry-fabric/ferry/initiator"
+	"github.com/ferry-fabric/ferry/rdma"
 	"github.com/ferry-fabric/ferry/tools/internal/cli"
 )
 
@@ -105,6 +106,13 @@ func run(log *slog.Logger, sizeMiB int, path, listen, addr, bin string, seed uin
 		bin = filepath.Join(filepath.Dir(self), "ferry-target")
 	}
 	addr = listen
+	if rest, ok := strings.CutPrefix(listen, "rdma://auto:"); ok {
+		host, err := rdmaAddress()
+		if err != nil {
+			return false, err
+		}
+		addr = "rdma://" + host + ":" + rest
+	}
 	if strings.HasPrefix(listen, "tcp://") && strings.HasSuffix(listen, ":0") {
 		port, err := freePort()
 		if err != nil {
@@ -180,6 +188,31 @@ func writeDataset(path string, size int, seed uint64) error {
 		return err
 	}
 	return f.Close()
+}
+
+// rdmaAddress returns an IPv4 address of a network interface that an RDMA
+// device serves, for -listen rdma://auto:PORT.
+func rdmaAddress() (string, error) {
+	links, err := rdma.ListLinks()
+	if err != nil {
+		return "", fmt.Errorf("find an rdma device: %w", err)
+	}
+	for _, l := range links {
+		for _, nd := range l.Netdevs {
+			ifc, err := net.InterfaceByName(nd)
+			if err != nil {
+				continue
+			}
+			addrs, _ := ifc.Addrs()
+			for _, a := range addrs {
+				if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil {
+					fmt.Printf("using %s on %s (%s)\n", l.Name, nd, ip.IP)
+					return ip.IP.String(), nil
+				}
+			}
+		}
+	}
+	return "", errors.New("no rdma device with an IPv4 address on its interface")
 }
 
 func freePort() (int, error) {
