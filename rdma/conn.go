@@ -89,7 +89,7 @@ type conn struct {
 	sqSlots  chan int
 
 	recvq   chan *message
-	cqWake  chan struct{}
+	comps   *fabric.CompletionQueue
 	ctlWake chan struct{}
 	done    chan struct{}
 	cmDone  chan struct{}
@@ -107,8 +107,6 @@ type conn struct {
 	mu       sync.Mutex
 	err      error
 	failedAt time.Time
-	comps    []fabric.Completion
-	inflight int
 	slots    []wrSlot
 	sqUsed   int
 	// reads counts RDMA reads in flight: while there are any, later work
@@ -160,7 +158,7 @@ func (t *Transport) newConn(id *cgo.CMID, ech *cgo.EventChannel, ecw *fdWaiter,
 		sqDepth:  t.sqDepth,
 		recvSize: opts.MaxMessage + headerSize,
 		recvq:    make(chan *message, opts.RecvDepth),
-		cqWake:   make(chan struct{}, 1),
+		comps:    fabric.NewCompletionQueue(),
 		ctlWake:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		cmDone:   make(chan struct{}),
@@ -294,11 +292,12 @@ func (c *conn) fail(cause error) {
 	c.failedAt = time.Now()
 	c.mu.Unlock()
 
+	// Close the queue before done, so that a post after done fails.
+	c.comps.Close(c.err)
 	close(c.done)
 	if c.credits != nil {
 		c.credits.Close(c.err)
 	}
-	c.notifyCQ()
 	c.withQP(func() error {
 		c.id.Disconnect()
 		return c.id.QPToError()
@@ -340,13 +339,6 @@ func (c *conn) withQP(f func() error) error {
 func (c *conn) postRecv(i int) error {
 	b := c.msgs[i].buf
 	return c.id.PostRecv(recvBit|uint64(i), addrOf(b), uint32(len(b)), c.recvMR.LKey())
-}
-
-func (c *conn) notifyCQ() {
-	select {
-	case c.cqWake <- struct{}{}:
-	default:
-	}
 }
 
 func (c *conn) kickCtl() {
@@ -566,37 +558,17 @@ func (m *message) Release() {
 	}
 }
 
-// begin counts a one-sided operation in flight, or says why none may
-// start.
-func (c *conn) begin() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
-	}
-	c.inflight++
-	return nil
-}
-
-func (c *conn) complete(cpl fabric.Completion) {
-	c.mu.Lock()
-	c.inflight--
-	c.comps = append(c.comps, cpl)
-	c.mu.Unlock()
-	c.notifyCQ()
-}
-
 // postOneSided posts an RDMA write or read once the arguments are checked.
 // A failure after begin is reported as a completion, as the TCP provider
 // does.
 func (c *conn) postOneSided(verb fabric.Verb, id uint64, laddr uintptr, lkey uint32, n int,
 	dst fabric.RemoteRegion) error {
-	if err := c.begin(); err != nil {
+	if err := c.comps.Begin(); err != nil {
 		return err
 	}
 	slot, err := c.takeSlot(context.Background())
 	if err != nil {
-		c.complete(fabric.Completion{ID: id, Verb: verb, Len: n, Err: err})
+		c.comps.Complete(fabric.Completion{ID: id, Verb: verb, Len: n, Err: err})
 		return nil
 	}
 
@@ -608,7 +580,7 @@ func (c *conn) postOneSided(verb fabric.Verb, id uint64, laddr uintptr, lkey uin
 	if err := c.err; err != nil {
 		c.mu.Unlock()
 		c.sqSlots <- slot
-		c.complete(fabric.Completion{ID: id, Verb: verb, Len: n, Err: err})
+		c.comps.Complete(fabric.Completion{ID: id, Verb: verb, Len: n, Err: err})
 		return nil
 	}
 	flags := cgo.SendSignaled | c.fence()
@@ -626,7 +598,7 @@ func (c *conn) postOneSided(verb fabric.Verb, id uint64, laddr uintptr, lkey uin
 	if err != nil {
 		c.unpost(slot)
 		c.fail(err)
-		c.complete(fabric.Completion{ID: id, Verb: verb, Len: n, Err: c.Err()})
+		c.comps.Complete(fabric.Completion{ID: id, Verb: verb, Len: n, Err: c.Err()})
 	}
 	return nil
 }
@@ -675,45 +647,12 @@ func (c *conn) PostRead(id uint64, local fabric.MemoryRegion, off, n int,
 }
 
 // Poll implements fabric.Conn.
-func (c *conn) Poll(cs []fabric.Completion) int {
-	c.mu.Lock()
-	n := copy(cs, c.comps)
-	if n > 0 {
-		rest := copy(c.comps, c.comps[n:])
-		clear(c.comps[rest:])
-		c.comps = c.comps[:rest]
-	}
-	c.mu.Unlock()
-	return n
-}
+func (c *conn) Poll(cs []fabric.Completion) int { return c.comps.Poll(cs) }
 
 // Wait implements fabric.Conn. Once the connection is broken it returns
 // the remaining completions, then the connection's error.
 func (c *conn) Wait(ctx context.Context, cs []fabric.Completion) (int, error) {
-	if len(cs) == 0 {
-		return 0, nil
-	}
-	done := c.done
-	for {
-		if n := c.Poll(cs); n > 0 {
-			return n, nil
-		}
-		c.mu.Lock()
-		err, idle := c.err, c.inflight == 0 && len(c.comps) == 0
-		c.mu.Unlock()
-		if err != nil && idle {
-			return 0, err
-		}
-
-		select {
-		case <-c.cqWake:
-		case <-done:
-			// Operations still in flight complete with errors and wake us.
-			done = nil
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
+	return c.comps.Wait(ctx, cs)
 }
 
 // ctlLoop posts credit-only messages when they are due.

@@ -250,7 +250,7 @@ func (c *conn) onSendQueue(slot int, wc *cgo.WC) {
 	case wrSend, wrCredit:
 		c.sendBufs <- s.buf
 	case wrWrite, wrRead:
-		c.complete(fabric.Completion{ID: s.id, Verb: verb, Len: s.n, Err: err})
+		c.comps.Complete(fabric.Completion{ID: s.id, Verb: verb, Len: s.n, Err: err})
 	}
 }
 
@@ -301,7 +301,7 @@ func (c *conn) teardown() {
 	}
 	c.mu.Unlock()
 	for _, cpl := range left {
-		c.complete(cpl)
+		c.comps.Complete(cpl)
 	}
 
 	c.ecw.close()

@@ -47,8 +47,6 @@ type conn struct {
 	// mu guards the state below.
 	mu       sync.Mutex
 	err      error
-	cq       []fabric.Completion
-	inflight int
 	reads    fifo[pendingRead]
 	resps    fifo[pendingResp]
 	respSeq  uint64 // sequence number of the next response queued
@@ -68,7 +66,7 @@ type conn struct {
 	free      chan *message
 	recvq     chan *message
 	readSlots chan struct{}
-	cqWake    chan struct{}
+	cq        *fabric.CompletionQueue
 	ctlWake   chan struct{}
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -123,7 +121,7 @@ func newConn(t *Transport, nc *net.TCPConn, opts fabric.ConnOptions, peer hello)
 		free:       make(chan *message, opts.RecvDepth),
 		recvq:      make(chan *message, opts.RecvDepth),
 		readSlots:  make(chan struct{}, maxOutstandingReads),
-		cqWake:     make(chan struct{}, 1),
+		cq:         fabric.NewCompletionQueue(),
 		ctlWake:    make(chan struct{}, 1),
 		respWake:   make(chan struct{}),
 		done:       make(chan struct{}),
@@ -176,26 +174,22 @@ func (c *conn) fail(cause error) {
 	}
 	c.err = fmt.Errorf("%w: %w", fabric.ErrConnClosed, cause)
 
+	err := c.err
 	// Reads waiting for a response complete now; the one the reader is
 	// filling, if any, is completed by the reader.
 	reads := c.reads.rest()
-	for _, r := range reads {
-		c.cq = append(c.cq, fabric.Completion{
-			ID: r.id, Verb: fabric.VerbRead, Len: len(r.dst), Err: c.err})
-	}
-	c.inflight -= len(reads)
-	n := len(reads)
-	c.reads.reset()
+	c.reads = fifo[pendingRead]{}
 	c.resps.reset()
 	c.mu.Unlock()
 
-	for range n {
-		<-c.readSlots
+	// Close the queue before done, so that a post after done fails.
+	c.cq.Close(err)
+	for _, r := range reads {
+		c.completeRead(r, err)
 	}
 	close(c.done)
 	c.nc.Close()
-	c.credits.Close(c.err)
-	c.notifyCQ()
+	c.credits.Close(err)
 	c.t.forget(c)
 	if errors.Is(cause, errLocalClose) {
 		c.log.Debug("tcp: connection closed")
@@ -263,13 +257,6 @@ func (c *conn) kickCtl() {
 	}
 }
 
-func (c *conn) notifyCQ() {
-	select {
-	case c.cqWake <- struct{}{}:
-	default:
-	}
-}
-
 // Send implements fabric.Conn.
 func (c *conn) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > c.maxMessage {
@@ -313,25 +300,6 @@ func (c *conn) Recv(ctx context.Context) (fabric.Message, error) {
 	}
 }
 
-// begin counts an operation in flight, or says why none may start.
-func (c *conn) begin() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
-	}
-	c.inflight++
-	return nil
-}
-
-func (c *conn) complete(cpl fabric.Completion) {
-	c.mu.Lock()
-	c.inflight--
-	c.cq = append(c.cq, cpl)
-	c.mu.Unlock()
-	c.notifyCQ()
-}
-
 // PostWrite implements fabric.Conn. It returns once the bytes are handed
 // to the socket, which may wait while the socket's buffer is full; the
 // completion is queued then.
@@ -346,7 +314,7 @@ func (c *conn) PostWrite(id uint64, local fabric.MemoryRegion, off, n int,
 		return fmt.Errorf("post write: remote [%d, +%d) outside region of %d bytes: %w",
 			remoteOff, n, remote.Len, fabric.ErrRegion)
 	}
-	if err := c.begin(); err != nil {
+	if err := c.cq.Begin(); err != nil {
 		return fmt.Errorf("post write: %w", err)
 	}
 
@@ -358,7 +326,7 @@ func (c *conn) PostWrite(id uint64, local fabric.MemoryRegion, off, n int,
 		c.fail(err)
 		err = c.Err()
 	}
-	c.complete(fabric.Completion{ID: id, Verb: fabric.VerbWrite, Len: n, Err: err})
+	c.cq.Complete(fabric.Completion{ID: id, Verb: fabric.VerbWrite, Len: n, Err: err})
 	return nil
 }
 
@@ -385,7 +353,7 @@ func (c *conn) PostRead(id uint64, local fabric.MemoryRegion, off, n int,
 	case <-c.done:
 		return fmt.Errorf("post read: %w", c.Err())
 	}
-	if err := c.begin(); err != nil {
+	if err := c.cq.Begin(); err != nil {
 		<-c.readSlots
 		return fmt.Errorf("post read: %w", err)
 	}
@@ -415,50 +383,17 @@ func (c *conn) PostRead(id uint64, local fabric.MemoryRegion, off, n int,
 }
 
 func (c *conn) completeRead(r pendingRead, err error) {
-	c.complete(fabric.Completion{ID: r.id, Verb: fabric.VerbRead, Len: len(r.dst), Err: err})
+	c.cq.Complete(fabric.Completion{ID: r.id, Verb: fabric.VerbRead, Len: len(r.dst), Err: err})
 	<-c.readSlots
 }
 
 // Poll implements fabric.Conn.
-func (c *conn) Poll(cs []fabric.Completion) int {
-	c.mu.Lock()
-	n := copy(cs, c.cq)
-	if n > 0 {
-		rest := copy(c.cq, c.cq[n:])
-		clear(c.cq[rest:])
-		c.cq = c.cq[:rest]
-	}
-	c.mu.Unlock()
-	return n
-}
+func (c *conn) Poll(cs []fabric.Completion) int { return c.cq.Poll(cs) }
 
 // Wait implements fabric.Conn. Once the connection is broken it returns
 // the remaining completions, then the connection's error.
 func (c *conn) Wait(ctx context.Context, cs []fabric.Completion) (int, error) {
-	if len(cs) == 0 {
-		return 0, nil
-	}
-	done := c.done
-	for {
-		if n := c.Poll(cs); n > 0 {
-			return n, nil
-		}
-		c.mu.Lock()
-		err, idle := c.err, c.inflight == 0 && len(c.cq) == 0
-		c.mu.Unlock()
-		if err != nil && idle {
-			return 0, err
-		}
-
-		select {
-		case <-c.cqWake:
-		case <-done:
-			// Operations still finishing complete with errors and wake us.
-			done = nil
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
+	return c.cq.Wait(ctx, cs)
 }
 
 // message is a posted receive buffer holding a received message.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferry-fabric/ferry/fabric"
+	"github.com/ferry-fabric/ferry/fabric/fabrictest"
 )
 
 // rawServer is a plain TCP listener for playing a hostile or silent peer.
@@ -76,7 +77,7 @@ func dialRawServer(t *testing.T, tr *Transport, h hello) (fabric.Conn, *rawPeer)
 		nc.Write(b[:])
 		peerc <- &rawPeer{nc}
 	}()
-	cli, err := tr.Dial(ctxT(t), raw.addr(), fabric.ConnOptions{})
+	cli, err := tr.Dial(fabrictest.Context(t), raw.addr(), fabric.ConnOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func (p *rawPeer) expectClosed(t testing.TB) {
 func TestHostilePeers(t *testing.T) {
 	f := newFixture(t, fabric.ConnOptions{RecvDepth: 2, MaxMessage: 1024})
 	good := hello{RecvDepth: 4, MaxMessage: 4096}
-	rw := register(t, f.srv, make([]byte, 4096), fabric.AccessRemoteWrite|fabric.AccessRemoteRead)
+	rw := fabrictest.Register(t, f.Target, make([]byte, 4096), fabric.AccessRemoteWrite|fabric.AccessRemoteRead)
 
 	for _, tc := range []struct {
 		name string
@@ -206,7 +207,7 @@ func TestHostilePeers(t *testing.T) {
 		}, io.ErrUnexpectedEOF},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := dialRaw(t, f.ln.Addr())
+			p := dialRaw(t, f.Listener.Addr())
 			var srv fabric.Conn
 			if tc.handshake {
 				got := p.hello(t, good)
@@ -214,7 +215,7 @@ func TestHostilePeers(t *testing.T) {
 					t.Fatalf("server hello %+v", got)
 				}
 				var err error
-				if srv, err = f.ln.Accept(ctxT(t)); err != nil {
+				if srv, err = f.Listener.Accept(fabrictest.Context(t)); err != nil {
 					t.Fatal(err)
 				}
 				defer srv.Close()
@@ -222,18 +223,18 @@ func TestHostilePeers(t *testing.T) {
 			tc.do(t, p)
 			p.expectClosed(t)
 			if srv != nil {
-				err := waitDone(t, srv)
+				err := fabrictest.WaitDone(t, srv)
 				if !errors.Is(err, tc.want) {
 					t.Fatalf("server error %v, want %v", err, tc.want)
 				}
 			}
 
 			// The server still serves a proper client.
-			cli, srv2 := f.connect(fabric.ConnOptions{})
-			if err := cli.Send(ctxT(t), []byte("ok")); err != nil {
+			cli, srv2 := f.Connect(fabric.ConnOptions{})
+			if err := cli.Send(fabrictest.Context(t), []byte("ok")); err != nil {
 				t.Fatal(err)
 			}
-			m, err := srv2.Recv(ctxT(t))
+			m, err := srv2.Recv(fabrictest.Context(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,10 +247,10 @@ func TestHostilePeers(t *testing.T) {
 // up neither Accept of others nor Dial beyond its context.
 func TestSilentPeerHandshake(t *testing.T) {
 	f := newFixture(t, fabric.ConnOptions{})
-	silent := dialRaw(t, f.ln.Addr())
+	silent := dialRaw(t, f.Listener.Addr())
 
 	// Others are served while the silent one waits.
-	cli, srv := f.connect(fabric.ConnOptions{})
+	cli, srv := f.Connect(fabric.ConnOptions{})
 	cli.Close()
 	srv.Close()
 
@@ -257,7 +258,7 @@ func TestSilentPeerHandshake(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, err := f.cli.Dial(ctx, raw.addr(), fabric.ConnOptions{}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := f.Initiator.Dial(ctx, raw.addr(), fabric.ConnOptions{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("dial a silent server: %v", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -279,7 +280,7 @@ func TestDialBadHandshake(t *testing.T) {
 		nc.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
 		io.Copy(io.Discard, nc)
 	}()
-	_, err := tr.Dial(ctxT(t), raw.addr(), fabric.ConnOptions{})
+	_, err := tr.Dial(fabrictest.Context(t), raw.addr(), fabric.ConnOptions{})
 	if !errors.Is(err, ErrHandshake) {
 		t.Fatalf("dial: %v, want ErrHandshake", err)
 	}
