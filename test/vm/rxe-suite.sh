@@ -32,11 +32,22 @@ run e2e-rdma test/e2e FERRY_E2E_TRANSPORT=rdma FERRY_E2E_NVME="$FERRY_NVME" \
 	"$bin/e2e.test" -test.count=1 -test.v
 
 echo "=== fabric sanity: raw RDMA write latency next to Ferry's null exec round trip"
-taskset -c 0 ib_write_lat -d "$FERRY_RDMA_DEV" -s 64 -n 2000 >/tmp/lat-server.txt 2>&1 &
-sleep 1
-taskset -c 1 ib_write_lat -d "$FERRY_RDMA_DEV" -s 64 -n 2000 "$FERRY_RDMA_ADDR" >/tmp/lat-client.txt 2>&1
-wait
-grep -A2 't_typical' /tmp/lat-client.txt || cat /tmp/lat-client.txt
+# The server may not listen yet when the client starts: retry the client
+# while the server lives, and bound both so a lost handshake cannot hang
+# the suite.
+timeout 120 taskset -c 0 ib_write_lat -d "$FERRY_RDMA_DEV" -s 64 -n 2000 >/tmp/lat-server.txt 2>&1 &
+server=$!
+for try in 1 2 3 4 5 6 7 8 9 10; do
+	sleep 1
+	if timeout 60 taskset -c 1 ib_write_lat -d "$FERRY_RDMA_DEV" -s 64 -n 2000 "$FERRY_RDMA_ADDR" \
+		>/tmp/lat-client.txt 2>&1; then
+		break
+	fi
+	kill -0 "$server" 2>/dev/null || break
+done
+kill "$server" 2>/dev/null
+wait "$server" 2>/dev/null
+grep -A1 't_typical' /tmp/lat-client.txt || { echo "ib_write_lat gave no figure:"; cat /tmp/lat-client.txt; }
 for poll in 0 1; do
 	echo "Ferry null exec, busy polling=$poll:"
 	(cd "$root/test/e2e" && FERRY_E2E_TRANSPORT=rdma FERRY_E2E_NVME="$FERRY_NVME" FERRY_E2E_BUSYPOLL=$poll \
