@@ -97,14 +97,16 @@ func main() {
 	os.Exit(2)
 }
 
-func (g *globals) dial(ctx context.Context) (*initiator.Client, context.Context, context.CancelFunc, error) {
+// dial connects for one command; done closes the client and releases the
+// command's deadline.
+func (g *globals) dial(ctx context.Context) (*initiator.Client, context.Context, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	c, err := initiator.Dial(ctx, g.target, initiator.Options{Tenant: g.tenant})
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
-	return c, ctx, cancel, nil
+	return c, ctx, func() { c.Close(); cancel() }, nil
 }
 
 func (g *globals) print(v any, human func(w io.Writer)) error {
@@ -131,12 +133,11 @@ func cmdLoad(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) e
 	if *name == "" {
 		*name = strings.TrimSuffix(baseName(fs.Arg(0)), ".o")
 	}
-	c, ctx, cancel, err := g.dial(ctx)
+	c, ctx, done, err := g.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	defer c.Close()
+	defer done()
 	x, err := c.Load(ctx, *name, elf)
 	if err != nil {
 		return err
@@ -160,12 +161,11 @@ func cmdUnload(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string)
 		fs.Usage()
 		return errors.New("-handle is needed")
 	}
-	c, ctx, cancel, err := g.dial(ctx)
+	c, ctx, done, err := g.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	defer c.Close()
+	defer done()
 	if err := c.Unload(ctx, &initiator.Extension{Handle: uint32(*handle), Name: fmt.Sprint("handle ", *handle)}); err != nil {
 		return err
 	}
@@ -248,12 +248,11 @@ func cmdExec(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) e
 		}
 	}
 
-	c, ctx, cancel, err := g.dial(ctx)
+	c, ctx, done, err := g.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	defer c.Close()
+	defer done()
 
 	x := &initiator.Extension{Handle: uint32(*handle), Name: fmt.Sprint("handle ", *handle)}
 	if *handle == 0 {
@@ -327,12 +326,11 @@ func cmdRead(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) e
 	blocks := fs.Uint("blocks", 1, "number of blocks")
 	outFile := fs.String("o", "", "write the blocks to this file (default: hex dump)")
 	fs.Parse(argv)
-	c, ctx, cancel, err := g.dial(ctx)
+	c, ctx, done, err := g.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	defer c.Close()
+	defer done()
 	info, ok := c.Namespace(uint32(*ns))
 	if !ok {
 		return fmt.Errorf("target serves no namespace %d", *ns)
@@ -372,12 +370,11 @@ func cmdWrite(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) 
 	if err != nil {
 		return err
 	}
-	c, ctx, cancel, err := g.dial(ctx)
+	c, ctx, done, err := g.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	defer c.Close()
+	defer done()
 	info, ok := c.Namespace(uint32(*ns))
 	if !ok {
 		return fmt.Errorf("target serves no namespace %d", *ns)
@@ -403,12 +400,11 @@ func cmdWrite(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) 
 func cmdFlush(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) error {
 	ns := fs.Uint("ns", 1, "namespace id")
 	fs.Parse(argv)
-	c, ctx, cancel, err := g.dial(ctx)
+	c, ctx, done, err := g.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	defer c.Close()
+	defer done()
 	if err := c.Flush(ctx, uint32(*ns)); err != nil {
 		return err
 	}
@@ -417,12 +413,11 @@ func cmdFlush(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) 
 
 func cmdStats(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) error {
 	fs.Parse(argv)
-	c, ctx, cancel, err := g.dial(ctx)
+	c, ctx, done, err := g.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	defer c.Close()
+	defer done()
 	counters, err := c.Stats(ctx)
 	if err != nil {
 		return err
@@ -442,12 +437,11 @@ func cmdStats(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) 
 
 func cmdInfo(ctx context.Context, g *globals, fs *flag.FlagSet, argv []string) error {
 	fs.Parse(argv)
-	c, _, cancel, err := g.dial(ctx)
+	c, _, done, err := g.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	defer c.Close()
+	defer done()
 	maxIO, maxResult := c.Limits()
 	v := map[string]any{"namespaces": c.Namespaces(), "max_io_bytes": maxIO, "max_result_bytes": maxResult}
 	return g.print(v, func(w io.Writer) {
