@@ -188,38 +188,48 @@ func (c *session) ioRange(nsID uint32, lba uint64, blocks uint32, region fabric.
 }
 
 func (c *session) readBlocks(r *fabric.ReadBlocks, resp *fabric.Response) (fabric.ResponseBody, error) {
-	ns, total, err := c.ioRange(r.NS, r.LBA, r.Blocks, r.Dest)
-	if err != nil {
-		return nil, err
-	}
-	off, err := c.s.io.get(c.ctx)
-	if err != nil {
-		return nil, fmt.Errorf("wait for an i/o buffer: %w", err)
-	}
-	defer c.s.io.put(off)
-
-	for done := 0; done < total; {
-		n := min(total-done, c.s.io.size)
-		buf := c.s.io.mem[off : off+n]
-
+	return c.moveBlocks(r.NS, r.LBA, r.Blocks, r.Dest, func(ns *Namespace, lba uint64, off, n, done int, last bool) error {
 		t0 := time.Now()
-		if err := ns.ReadAt(buf, r.LBA+uint64(done/ns.BlockSize)); err != nil {
-			return nil, fail(fabric.StatusIO, "%v", err)
+		if err := ns.ReadAt(c.s.io.mem[off:off+n], lba); err != nil {
+			return fail(fabric.StatusIO, "%v", err)
 		}
 		resp.StorageNs += uint64(time.Since(t0))
 		c.s.stats.storageRead.Add(uint64(n))
 
 		if err := c.ops.Write(opCtx, c.s.io.mr, off, n, r.Dest, uint64(done)); err != nil {
-			return nil, remoteErr("write blocks to initiator", err)
+			return remoteErr("write blocks to initiator", err)
 		}
 		c.s.stats.sentBytes.Add(uint64(n))
-		done += n
-	}
-	return &fabric.IOReply{Bytes: uint32(total)}, nil
+		return nil
+	})
 }
 
 func (c *session) writeBlocks(r *fabric.WriteBlocks, resp *fabric.Response) (fabric.ResponseBody, error) {
-	ns, total, err := c.ioRange(r.NS, r.LBA, r.Blocks, r.Src)
+	return c.moveBlocks(r.NS, r.LBA, r.Blocks, r.Src, func(ns *Namespace, lba uint64, off, n, done int, last bool) error {
+		if err := c.ops.Read(opCtx, c.s.io.mr, off, n, r.Src, uint64(done)); err != nil {
+			return remoteErr("pull blocks from initiator", err)
+		}
+		c.s.stats.pulledBytes.Add(uint64(n))
+
+		// FUA applies to the request as a whole: sync once, after the
+		// last piece.
+		t0 := time.Now()
+		if err := ns.WriteAt(c.s.io.mem[off:off+n], lba, r.FUA && last); err != nil {
+			return fail(fabric.StatusIO, "%v", err)
+		}
+		resp.StorageNs += uint64(time.Since(t0))
+		c.s.stats.storageWritten.Add(uint64(n))
+		return nil
+	})
+}
+
+// moveBlocks checks a block read or write, takes an i/o buffer, and calls
+// step for each buffer-sized piece: piece bytes at off in the pool's
+// memory, for blocks from lba, done bytes into the request.
+func (c *session) moveBlocks(nsID uint32, lba uint64, blocks uint32, region fabric.RemoteRegion,
+	step func(ns *Namespace, lba uint64, off, n, done int, last bool) error,
+) (fabric.ResponseBody, error) {
+	ns, total, err := c.ioRange(nsID, lba, blocks, region)
 	if err != nil {
 		return nil, err
 	}
@@ -231,21 +241,9 @@ func (c *session) writeBlocks(r *fabric.WriteBlocks, resp *fabric.Response) (fab
 
 	for done := 0; done < total; {
 		n := min(total-done, c.s.io.size)
-		buf := c.s.io.mem[off : off+n]
-		if err := c.ops.Read(opCtx, c.s.io.mr, off, n, r.Src, uint64(done)); err != nil {
-			return nil, remoteErr("pull blocks from initiator", err)
+		if err := step(ns, lba+uint64(done/ns.BlockSize), off, n, done, done+n == total); err != nil {
+			return nil, err
 		}
-		c.s.stats.pulledBytes.Add(uint64(n))
-
-		t0 := time.Now()
-		// FUA applies to the request as a whole: sync once, after the
-		// last chunk.
-		last := done+n == total
-		if err := ns.WriteAt(buf, r.LBA+uint64(done/ns.BlockSize), r.FUA && last); err != nil {
-			return nil, fail(fabric.StatusIO, "%v", err)
-		}
-		resp.StorageNs += uint64(time.Since(t0))
-		c.s.stats.storageWritten.Add(uint64(n))
 		done += n
 	}
 	return &fabric.IOReply{Bytes: uint32(total)}, nil
