@@ -19,9 +19,13 @@
 // extension delays only other extension runs.
 //
 // Extensions belong to a tenant (named at hello) and stay loaded across
-// that tenant's connections until unloaded. Tenants are not authenticated
-// yet, and an extension can address any slot of the shared maps; both are
-// known gaps that the multi-tenant work closes.
+// that tenant's connections until unloaded.
+//
+// Known gaps, which the multi-tenant work closes: tenants are not
+// authenticated; an extension can name any slot of the shared maps, not
+// only its own; and slot memory is not cleared between requests, so bytes
+// past data_len, the scratch area and old result bytes may hold another
+// request's data.
 //
 // Needs: root (or CAP_BPF and CAP_PERFMON) for eBPF, kernel 6.1 or later.
 package target
