@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Ops turns a Conn's completion queue into blocking one-sided calls. It
 // owns the Conn's completions: nothing else may Poll or Wait on that Conn
 // once Ops is running. Operation ids are its own.
 type Ops struct {
-	conn Conn
-	next atomic.Uint64
+	conn    Conn
+	next    atomic.Uint64
+	timeout time.Duration
 
 	mu      sync.Mutex
 	pending map[uint64]chan Completion
@@ -22,8 +24,15 @@ type Ops struct {
 
 // NewOps starts the goroutine that reaps conn's completions. It ends when
 // the connection is done.
-func NewOps(conn Conn) *Ops {
-	o := &Ops{conn: conn, pending: make(map[uint64]chan Completion), done: make(chan struct{})}
+func NewOps(conn Conn) *Ops { return NewOpsTimeout(conn, 0) }
+
+// NewOpsTimeout is NewOps with a watchdog: an operation not complete after
+// timeout closes the connection, which completes it (and every other) with
+// an error. The memory it names is then free to reuse, which is the point:
+// a peer that stops taking data cannot pin it. Zero means no watchdog.
+func NewOpsTimeout(conn Conn, timeout time.Duration) *Ops {
+	o := &Ops{conn: conn, timeout: timeout, pending: make(map[uint64]chan Completion),
+		done: make(chan struct{})}
 	go o.reap()
 	return o
 }
@@ -100,14 +109,33 @@ func (o *Ops) Read(ctx context.Context, local MemoryRegion, off, n int, remote R
 }
 
 func (o *Ops) do(ctx context.Context, op Verb, local MemoryRegion, off, n int, remote RemoteRegion, remoteOff uint64) error {
+	// The watchdog runs from before the post: with a provider whose post
+	// itself waits (TCP with a full socket), only closing the connection
+	// ends the wait.
+	var expired atomic.Bool
+	if o.timeout > 0 {
+		t := time.AfterFunc(o.timeout, func() {
+			expired.Store(true)
+			o.conn.Close()
+		})
+		defer t.Stop()
+	}
+	why := func(err error) error {
+		if expired.Load() {
+			return fmt.Errorf("%s of %d bytes not done after %v, connection closed: %w",
+				op, n, o.timeout, err)
+		}
+		return fmt.Errorf("%s of %d bytes: %w", op, n, err)
+	}
+
 	ch, err := o.post(op, local, off, n, remote, remoteOff)
 	if err != nil {
-		return fmt.Errorf("post %s: %w", op, err)
+		return why(fmt.Errorf("post: %w", err))
 	}
 	select {
 	case c := <-ch:
 		if c.Err != nil {
-			return fmt.Errorf("%s of %d bytes: %w", op, n, c.Err)
+			return why(c.Err)
 		}
 		return nil
 	case <-ctx.Done():

@@ -48,6 +48,7 @@ type Client struct {
 
 // call is one request waiting for its reply.
 type call struct {
+	op    fabric.Op
 	reply chan *fabric.Response
 	// bufs are the buffers the target may touch until the reply.
 	bufs []*Buffer
@@ -197,6 +198,15 @@ func (c *Client) receive() {
 			c.log.Warn("reply to no request", "id", resp.ID, "status", resp.Status, "msg", resp.Message)
 			continue
 		}
+		if resp.Op != cl.op {
+			// The call still counts as pending until fail releases it.
+			c.mu.Lock()
+			c.pending[resp.ID] = cl
+			c.mu.Unlock()
+			c.fail(fmt.Errorf("%w: %s reply to %s request %d", fabric.ErrMalformed, resp.Op, cl.op, resp.ID))
+			c.conn.Close()
+			return
+		}
 		c.finish(cl)
 		cl.reply <- resp
 	}
@@ -236,7 +246,7 @@ func (c *Client) do(ctx context.Context, req fabric.Request, bufs ...*Buffer) (*
 	}
 
 	id := c.nextID.Add(1)
-	cl := &call{reply: make(chan *fabric.Response, 1), bufs: bufs}
+	cl := &call{op: req.Op(), reply: make(chan *fabric.Response, 1), bufs: bufs}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()

@@ -49,7 +49,7 @@ func (c *session) load(r *fabric.Load) (fabric.ResponseBody, error) {
 	prog, err := c.s.engine.Load(r.Name, buf)
 	if err != nil {
 		c.s.stats.rejected.Add(1)
-		c.log.Warn("extension refused", "name", r.Name, "err", firstLine(err.Error()))
+		c.log().Warn("extension refused", "name", r.Name, "err", firstLine(err.Error()))
 		switch {
 		case errors.Is(err, bpf.ErrVerifier):
 			return nil, fail(fabric.StatusVerifier, "%v", err)
@@ -58,13 +58,27 @@ func (c *session) load(r *fabric.Load) (fabric.ResponseBody, error) {
 		}
 		return nil, err
 	}
+	// The reply carries the program name; one the wire cannot carry would
+	// leave a loaded extension nobody can name.
+	if len(prog.Program()) > fabric.MaxName {
+		prog.Close()
+		c.s.stats.rejected.Add(1)
+		return nil, fail(fabric.StatusRejected, "program name of %d bytes, at most %d",
+			len(prog.Program()), fabric.MaxName)
+	}
+	if !c.s.reserveExtension() {
+		prog.Close()
+		return nil, fail(fabric.StatusTooLarge, "target holds %d extensions, its limit",
+			c.s.cfg.MaxTotalExtensions)
+	}
 	h, err := c.currentTenant().add(prog, c.s.cfg.MaxExtensions)
 	if err != nil {
+		c.s.releaseExtension()
 		prog.Close()
 		return nil, fail(fabric.StatusTooLarge, "%v", err)
 	}
 	c.s.stats.loaded.Add(1)
-	c.log.Info("extension loaded", "name", r.Name, "handle", h, "program", prog.Program(),
+	c.log().Info("extension loaded", "name", r.Name, "handle", h, "program", prog.Program(),
 		"insns", prog.Insns())
 	return &fabric.LoadReply{Handle: h, Program: prog.Program(), Insns: uint32(prog.Insns())}, nil
 }
@@ -82,7 +96,7 @@ func (c *session) unload(r *fabric.Unload) (fabric.ResponseBody, error) {
 	if !c.currentTenant().remove(r.Handle) {
 		return nil, fail(fabric.StatusNoExtension, "no extension with handle %d", r.Handle)
 	}
-	c.log.Info("extension unloaded", "handle", r.Handle)
+	c.log().Info("extension unloaded", "handle", r.Handle)
 	return &fabric.Empty{}, nil
 }
 
@@ -129,7 +143,13 @@ func (c *session) exec(r *fabric.Exec, resp *fabric.Response) (fabric.ResponseBo
 		BlockSize: uint32(ns.BlockSize),
 	}
 	copy(in.Args[:], r.Args)
+	// An extension may claim result bytes it never wrote; they must not be
+	// an earlier request's.
+	clear(slot.Result[:in.ResultCap])
 	for chunk := uint32(0); uint64(chunk) < chunks; chunk++ {
+		if err := c.ctx.Err(); err != nil {
+			return nil, fmt.Errorf("exec abandoned at chunk %d: %w", chunk, err)
+		}
 		p := rd.wait()
 		resp.StorageNs += uint64(p.took)
 		if p.err != nil {
@@ -143,6 +163,9 @@ func (c *session) exec(r *fabric.Exec, resp *fabric.Response) (fabric.ResponseBo
 		<-c.s.workers
 		resp.BpfNs += uint64(out.Duration)
 		c.s.stats.execChunks.Add(1)
+		if errors.Is(err, bpf.ErrBadOutput) {
+			return nil, fail(fabric.StatusExtension, "%v", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("run %s: %w", x.prog.Name(), err)
 		}

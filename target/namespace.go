@@ -24,6 +24,11 @@ type Namespace struct {
 	f *os.File
 	// buffered counts bytes moved through the page cache when !Direct.
 	buffered atomic.Uint64
+	// failed holds the first write or flush error. The kernel reports a
+	// lost writeback once per file, to whichever caller asks first; every
+	// later write and flush must fail too, or a flush could acknowledge
+	// writes that were dropped.
+	failed atomic.Pointer[error]
 }
 
 // OpenNamespace opens path with O_DIRECT, or buffered where the file
@@ -132,7 +137,11 @@ func (ns *Namespace) ReadAt(p []byte, lba uint64) error {
 // WriteAt stores p at block lba. With fua it returns only once the data is
 // durable.
 func (ns *Namespace) WriteAt(p []byte, lba uint64, fua bool) error {
+	if err := ns.failed.Load(); err != nil {
+		return fmt.Errorf("namespace %d failed earlier: %w", ns.ID, *err)
+	}
 	if _, err := ns.f.WriteAt(p, int64(lba)*int64(ns.BlockSize)); err != nil {
+		ns.failed.CompareAndSwap(nil, &err)
 		return fmt.Errorf("write %d bytes at block %d of namespace %d: %w", len(p), lba, ns.ID, err)
 	}
 	if !ns.Direct {
@@ -146,7 +155,11 @@ func (ns *Namespace) WriteAt(p []byte, lba uint64, fua bool) error {
 
 // Flush makes every completed write durable.
 func (ns *Namespace) Flush() error {
+	if err := ns.failed.Load(); err != nil {
+		return fmt.Errorf("namespace %d failed earlier: %w", ns.ID, *err)
+	}
 	if err := unix.Fdatasync(int(ns.f.Fd())); err != nil {
+		ns.failed.CompareAndSwap(nil, &err)
 		return fmt.Errorf("flush namespace %d: %w", ns.ID, err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ferry-fabric/ferry/bpf"
 	"github.com/ferry-fabric/ferry/fabric"
@@ -33,9 +34,16 @@ type Config struct {
 	// ReadAhead is how many chunks of an exec request may be read while
 	// an earlier one runs, when free slots allow; default 2.
 	ReadAhead int
-	// MaxExtensions bounds the extensions one tenant may keep loaded.
-	MaxExtensions int
-	Logger        *slog.Logger
+	// MaxExtensions bounds the extensions one tenant may keep loaded;
+	// default 64. MaxTotalExtensions bounds them over all tenants, whose
+	// names are not authenticated yet; default 1024.
+	MaxExtensions      int
+	MaxTotalExtensions int
+	// OpTimeout bounds a one-sided operation to an initiator; past it the
+	// connection is closed, so that a peer that stops reading cannot hold
+	// the target's buffers. Default 30 s.
+	OpTimeout time.Duration
+	Logger    *slog.Logger
 }
 
 const ioBufSize = 1 << 20
@@ -61,8 +69,21 @@ type Server struct {
 	shutDown bool
 	inflight sync.WaitGroup
 
-	stats counters
+	stats      counters
+	extensions atomic.Int64 // loaded, over all tenants
 }
+
+// reserveExtension counts one more loaded extension, unless the target
+// holds its limit.
+func (s *Server) reserveExtension() bool {
+	if s.extensions.Add(1) > int64(s.cfg.MaxTotalExtensions) {
+		s.extensions.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Server) releaseExtension() { s.extensions.Add(-1) }
 
 // NewServer registers the engine's memory with the transport and prepares
 // the buffers. The caller keeps ownership of the engine and namespaces.
@@ -87,6 +108,12 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxExtensions <= 0 {
 		cfg.MaxExtensions = 64
+	}
+	if cfg.MaxTotalExtensions <= 0 {
+		cfg.MaxTotalExtensions = 1024
+	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 30 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -225,7 +252,7 @@ func (s *Server) tenantFor(name string) *tenant {
 	defer s.mu.Unlock()
 	t := s.tenants[name]
 	if t == nil {
-		t = &tenant{name: name, exts: make(map[uint32]*extension)}
+		t = &tenant{name: name, exts: make(map[uint32]*extension), release: s.releaseExtension}
 		s.tenants[name] = t
 	}
 	return t
@@ -233,10 +260,11 @@ func (s *Server) tenantFor(name string) *tenant {
 
 // tenant holds the extensions one tenant has loaded.
 type tenant struct {
-	name string
-	mu   sync.Mutex
-	next uint32
-	exts map[uint32]*extension
+	name    string
+	release func() // gives back a server-wide extension count
+	mu      sync.Mutex
+	next    uint32
+	exts    map[uint32]*extension
 }
 
 // extension is a loaded program with a count of runs using it, so that
@@ -287,6 +315,7 @@ func (t *tenant) remove(h uint32) bool {
 	}
 	x.unloaded.Store(true)
 	x.release()
+	t.release()
 	return true
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-fabric/ferry/fabric"
@@ -16,7 +17,7 @@ type session struct {
 	s      *Server
 	conn   fabric.Conn
 	ops    *fabric.Ops
-	log    *slog.Logger
+	logp   atomic.Pointer[slog.Logger] // gains the tenant at hello
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -39,21 +40,29 @@ func (s *Server) newSession(conn fabric.Conn) *session {
 	sess := &session{
 		s:      s,
 		conn:   conn,
-		ops:    fabric.NewOps(conn),
-		log:    s.log.With("peer", conn.RemoteAddr()),
+		ops:    fabric.NewOpsTimeout(conn, s.cfg.OpTimeout),
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
 		slots:  make(chan struct{}, s.cfg.QueueDepth),
 	}
+	sess.logp.Store(s.log.With("peer", conn.RemoteAddr()))
 	s.conns[sess] = struct{}{}
 	s.stats.connections.Add(1)
 	return sess
 }
 
+func (c *session) log() *slog.Logger { return c.logp.Load() }
+
 func (c *session) serve() {
 	defer close(c.done)
-	c.log.Info("connection open")
+	c.log().Info("connection open")
+
+	// Work of a connection that is gone is abandoned between steps.
+	go func() {
+		<-c.conn.Done()
+		c.cancel()
+	}()
 
 	var wg sync.WaitGroup
 	err := c.loop(&wg)
@@ -65,9 +74,9 @@ func (c *session) serve() {
 	delete(c.s.conns, c)
 	c.s.mu.Unlock()
 	if err != nil && !errors.Is(err, fabric.ErrConnClosed) {
-		c.log.Warn("connection closed", "err", err)
+		c.log().Warn("connection closed", "err", err)
 	} else {
-		c.log.Info("connection closed")
+		c.log().Info("connection closed")
 	}
 }
 
@@ -93,7 +102,7 @@ func (c *session) loop(wg *sync.WaitGroup) error {
 			c.s.stats.failures.Add(1)
 			// Answer with whatever id the header gave (0 if none) so the
 			// initiator hears why; the connection itself stays usable.
-			c.log.Warn("undecodable request", "id", h.ID, "err", err)
+			c.log().Warn("undecodable request", "id", h.ID, "err", err)
 			c.reply(&fabric.Response{Op: h.Op, ID: h.ID, Status: decodeStatus(err), Message: err.Error()})
 			continue
 		}
@@ -129,11 +138,22 @@ func decodeStatus(err error) fabric.Status {
 // the receive loop will see.
 func (c *session) reply(r *fabric.Response) {
 	if r.Status != fabric.StatusOK {
-		c.log.Debug("request failed", "op", r.Op, "id", r.ID, "status", r.Status, "msg", r.Message)
+		c.log().Debug("request failed", "op", r.Op, "id", r.ID, "status", r.Status, "msg", r.Message)
 	}
 	buf := fabric.AppendResponse(make([]byte, 0, 256), c.conn.MaxMessage(), r)
-	if err := c.conn.Send(c.ctx, buf); err != nil {
-		c.log.Debug("send response", "op", r.Op, "id", r.ID, "err", err)
+	err := c.conn.Send(c.ctx, buf)
+	if errors.Is(err, fabric.ErrMessageTooLarge) {
+		// The body does not fit the agreed message size: say so rather
+		// than leave the request unanswered.
+		c.log().Warn("reply too large for the connection", "op", r.Op, "id", r.ID, "bytes", len(buf),
+			"max", c.conn.MaxMessage())
+		buf = fabric.AppendResponse(buf[:0], c.conn.MaxMessage(), &fabric.Response{Op: r.Op, ID: r.ID,
+			Status: fabric.StatusTooLarge, Message: fmt.Sprintf("reply of %d bytes exceeds the agreed "+
+				"message size %d", len(buf), c.conn.MaxMessage())})
+		err = c.conn.Send(c.ctx, buf)
+	}
+	if err != nil {
+		c.log().Debug("send response", "op", r.Op, "id", r.ID, "err", err)
 	}
 }
 
@@ -192,7 +212,7 @@ func (c *session) handle(h fabric.Header, req fabric.Request) {
 	}
 	c.s.stats.storageNs.Add(resp.StorageNs)
 	c.s.stats.bpfNs.Add(resp.BpfNs)
-	c.log.Debug("request done", "op", h.Op, "id", h.ID, "status", resp.Status,
+	c.log().Debug("request done", "op", h.Op, "id", h.ID, "status", resp.Status,
 		"took", time.Since(start))
 	c.reply(resp)
 }
@@ -230,8 +250,8 @@ func (c *session) hello(r *fabric.Hello) (fabric.ResponseBody, error) {
 		id, bs, n := ns.Info()
 		reply.Namespaces = append(reply.Namespaces, fabric.NamespaceInfo{ID: id, BlockSize: bs, Blocks: n})
 	}
-	c.log = c.log.With("tenant", r.Tenant)
-	c.log.Info("session open", "queue_depth", depth)
+	c.logp.Store(c.log().With("tenant", r.Tenant))
+	c.log().Info("session open", "queue_depth", depth)
 	return reply, nil
 }
 

@@ -37,6 +37,7 @@ type env struct {
 type envOptions struct {
 	slots, workers, depth int
 	maxIO                 int
+	opTimeout             time.Duration
 }
 
 // logger logs at debug level to stderr when FERRY_TEST_LOG=debug, and
@@ -77,7 +78,7 @@ func startTarget(t testing.TB, o envOptions) *env {
 	t.Cleanup(func() { tr.Close() })
 	srv, err := target.NewServer(target.Config{Transport: tr, Engine: engine,
 		Namespaces: []*target.Namespace{ns}, Workers: o.workers, QueueDepth: o.depth, MaxIOBytes: o.maxIO,
-		Logger: log})
+		OpTimeout: o.opTimeout, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

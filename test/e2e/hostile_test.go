@@ -294,3 +294,25 @@ func TestDroppedConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestReplyTooLargeForConnection: a client that agreed on the smallest
+// message size still gets an answer, a clear refusal, to a request whose
+// reply would not fit.
+func TestReplyTooLargeForConnection(t *testing.T) {
+	e := startTarget(t, envOptions{})
+	ctx := ctxT(t)
+	c, err := initiator.Dial(ctx, e.addr, initiator.Options{Tenant: "small",
+		Conn: fabric.ConnOptions{MaxMessage: fabric.MinMaxMessage, BusyPoll: busyPoll()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Stats(ctx); initiator.StatusOf(err) != fabric.StatusTooLarge {
+		t.Fatalf("stats over a %d-byte connection: %v", fabric.MinMaxMessage, err)
+	}
+	// The connection still serves what fits.
+	buf := buffer(t, c, blockSize)
+	if err := c.ReadBlocks(ctx, 1, 0, 1, buf); err != nil {
+		t.Fatal(err)
+	}
+}
