@@ -316,7 +316,8 @@ type Extension struct {
 
 // Load sends an extension's ELF image to the target, which checks,
 // verifies and loads it. The image is staged in a registered buffer that
-// the target pulls from.
+// the target pulls from; Load returns only once the target is done with
+// that buffer, even when ctx ends first.
 func (c *Client) Load(ctx context.Context, name string, elf []byte) (*Extension, error) {
 	if len(elf) == 0 {
 		return nil, fmt.Errorf("load %s: empty image", name)
