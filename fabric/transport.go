@@ -158,7 +158,9 @@ type Completion struct {
 
 // Message is a received two-sided message. Its bytes live in a posted
 // receive buffer; Release reposts the buffer and returns a credit to the
-// peer, after which Bytes must not be used.
+// peer, after which neither Bytes nor Release may be called again: the
+// buffer may already hold the next message, which a second Release would
+// give away.
 type Message interface {
 	Bytes() []byte
 	Release()

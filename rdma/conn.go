@@ -518,8 +518,9 @@ func (c *conn) Recv(ctx context.Context) (fabric.Message, error) {
 	}
 }
 
-// Release reposts the buffer and returns its credit. A second Release of
-// the same message is ignored.
+// Release reposts the buffer and returns its credit. A second Release
+// before the buffer is reused is ignored; after that it is a caller bug
+// (see fabric.Message).
 func (m *message) Release() {
 	if !m.held.CompareAndSwap(true, false) {
 		return

@@ -138,7 +138,6 @@ func testCredits(t *testing.T, p Provider) {
 		t.Fatal(err)
 	}
 	m.Release()
-	m.Release() // ignored
 	select {
 	case err := <-sent:
 		if err != nil {

@@ -406,8 +406,9 @@ type message struct {
 
 func (m *message) Bytes() []byte { return m.buf[:m.n:m.n] }
 
-// Release reposts the buffer and returns its credit. A second Release of
-// the same message is ignored.
+// Release reposts the buffer and returns its credit. A second Release
+// before the buffer is reused is ignored; after that it is a caller bug
+// (see fabric.Message).
 func (m *message) Release() {
 	if !m.held.CompareAndSwap(true, false) {
 		return
