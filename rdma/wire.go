@@ -14,13 +14,13 @@ import (
 var ErrProtocol = errors.New("protocol violation")
 
 // ErrHandshake is wrapped by connection set-up errors caused by what the
-// peer sent in its rdma_cm private data.
-var ErrHandshake = errors.New("bad handshake")
+// peer sent in its rdma_cm private data; it is fabric.ErrHandshake.
+var ErrHandshake = fabric.ErrHandshake
 
 // The hello travels as rdma_cm private data, in the connect request and
 // in the accept; the layout is in doc.go.
 const (
-	helloSize    = 16
+	helloSize    = fabric.ConnHelloSize
 	helloMagic   = 0x4d445246 // "FRDM" on the wire
 	helloVersion = 1
 
@@ -30,50 +30,23 @@ const (
 	maxMaxMessage = 16 << 20
 )
 
-type hello struct {
-	RecvDepth  uint32
-	MaxMessage uint32
-}
+// hello is this provider's fabric.ConnHello.
+type hello fabric.ConnHello
+
+var helloFormat = fabric.HelloFormat{Magic: helloMagic, Version: helloVersion,
+	MaxRecvDepth: maxRecvDepth, MaxMaxMessage: maxMaxMessage}
 
 func (h hello) bytes() []byte {
 	b := make([]byte, helloSize)
-	binary.LittleEndian.PutUint32(b[0:], helloMagic)
-	binary.LittleEndian.PutUint16(b[4:], helloVersion)
-	binary.LittleEndian.PutUint32(b[8:], h.RecvDepth)
-	binary.LittleEndian.PutUint32(b[12:], h.MaxMessage)
+	helloFormat.Put(b, fabric.ConnHello(h))
 	return b
 }
 
 // decodeHello reads a hello from private data, which the CM may have
 // padded with zeros (InfiniBand CM carries 56 or 196 bytes).
 func decodeHello(b []byte) (hello, error) {
-	if len(b) < helloSize {
-		return hello{}, fmt.Errorf("%w: %d bytes of private data, need %d",
-			ErrHandshake, len(b), helloSize)
-	}
-	if m := binary.LittleEndian.Uint32(b[0:]); m != helloMagic {
-		return hello{}, fmt.Errorf("%w: magic %#08x", ErrHandshake, m)
-	}
-	if v := binary.LittleEndian.Uint16(b[4:]); v != helloVersion {
-		return hello{}, fmt.Errorf("%w: version %d, this side speaks %d",
-			ErrHandshake, v, helloVersion)
-	}
-	if binary.LittleEndian.Uint16(b[6:]) != 0 {
-		return hello{}, fmt.Errorf("%w: reserved bits set", ErrHandshake)
-	}
-	h := hello{
-		RecvDepth:  binary.LittleEndian.Uint32(b[8:]),
-		MaxMessage: binary.LittleEndian.Uint32(b[12:]),
-	}
-	if h.RecvDepth == 0 || h.RecvDepth > maxRecvDepth {
-		return hello{}, fmt.Errorf("%w: receive depth %d outside [1, %d]",
-			ErrHandshake, h.RecvDepth, maxRecvDepth)
-	}
-	if h.MaxMessage < fabric.MinMaxMessage || h.MaxMessage > maxMaxMessage {
-		return hello{}, fmt.Errorf("%w: max message %d outside [%d, %d]",
-			ErrHandshake, h.MaxMessage, fabric.MinMaxMessage, maxMaxMessage)
-	}
-	return h, nil
+	h, err := helloFormat.Decode(b)
+	return hello(h), err
 }
 
 // headerSize is the size of the header in front of every two-sided

@@ -107,16 +107,10 @@ func decodeHeader(b []byte) (header, error) {
 	return h, nil
 }
 
-// The handshake: each side sends helloSize bytes on connecting, then reads
-// the peer's.
-//
-//	0  magic      u32  helloMagic
-//	4  version    u16  helloVersion
-//	6  reserved   u16  zero
-//	8  recvDepth  u32  receive buffers this side posts
-//	12 maxMessage u32  largest message this side accepts
+// The handshake: each side sends a fabric.ConnHello with this provider's
+// magic and bounds on connecting, then reads the peer's.
 const (
-	helloSize    = 16
+	helloSize    = fabric.ConnHelloSize
 	helloMagic   = 0x46525954 // "TYRF" on the wire: Ferry TCP
 	helloVersion = 1
 
@@ -126,49 +120,19 @@ const (
 	maxMaxMessage = 16 << 20
 )
 
-type hello struct {
-	RecvDepth  uint32
-	MaxMessage uint32
-}
+// hello is this provider's fabric.ConnHello.
+type hello fabric.ConnHello
 
-func (h hello) put(b []byte) {
-	_ = b[helloSize-1]
-	binary.LittleEndian.PutUint32(b[0:], helloMagic)
-	binary.LittleEndian.PutUint16(b[4:], helloVersion)
-	binary.LittleEndian.PutUint16(b[6:], 0)
-	binary.LittleEndian.PutUint32(b[8:], h.RecvDepth)
-	binary.LittleEndian.PutUint32(b[12:], h.MaxMessage)
-}
+var helloFormat = fabric.HelloFormat{Magic: helloMagic, Version: helloVersion,
+	MaxRecvDepth: maxRecvDepth, MaxMaxMessage: maxMaxMessage}
+
+func (h hello) put(b []byte) { helloFormat.Put(b, fabric.ConnHello(h)) }
 
 // ErrHandshake is wrapped by connection set-up errors caused by what the
-// peer sent.
-var ErrHandshake = errors.New("bad handshake")
+// peer sent; it is fabric.ErrHandshake.
+var ErrHandshake = fabric.ErrHandshake
 
 func decodeHello(b []byte) (hello, error) {
-	if len(b) < helloSize {
-		return hello{}, fmt.Errorf("%w: %d bytes, need %d", ErrHandshake, len(b), helloSize)
-	}
-	if m := binary.LittleEndian.Uint32(b[0:]); m != helloMagic {
-		return hello{}, fmt.Errorf("%w: magic %#08x", ErrHandshake, m)
-	}
-	if v := binary.LittleEndian.Uint16(b[4:]); v != helloVersion {
-		return hello{}, fmt.Errorf("%w: version %d, this side speaks %d",
-			ErrHandshake, v, helloVersion)
-	}
-	if binary.LittleEndian.Uint16(b[6:]) != 0 {
-		return hello{}, fmt.Errorf("%w: reserved bits set", ErrHandshake)
-	}
-	h := hello{
-		RecvDepth:  binary.LittleEndian.Uint32(b[8:]),
-		MaxMessage: binary.LittleEndian.Uint32(b[12:]),
-	}
-	if h.RecvDepth == 0 || h.RecvDepth > maxRecvDepth {
-		return hello{}, fmt.Errorf("%w: receive depth %d outside [1, %d]",
-			ErrHandshake, h.RecvDepth, maxRecvDepth)
-	}
-	if h.MaxMessage < fabric.MinMaxMessage || h.MaxMessage > maxMaxMessage {
-		return hello{}, fmt.Errorf("%w: max message %d outside [%d, %d]",
-			ErrHandshake, h.MaxMessage, fabric.MinMaxMessage, maxMaxMessage)
-	}
-	return h, nil
+	h, err := helloFormat.Decode(b)
+	return hello(h), err
 }
