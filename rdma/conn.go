@@ -336,6 +336,21 @@ func (c *conn) withQP(f func() error) error {
 	return f()
 }
 
+// repost gives receive buffer idx back to the device; the caller has
+// counted it in recvPosted already. On failure it undoes the count, fails
+// the connection and returns false.
+func (c *conn) repost(idx int) bool {
+	err := c.withQP(func() error { return c.postRecv(idx) })
+	if err == nil {
+		return true
+	}
+	c.mu.Lock()
+	c.recvPosted--
+	c.mu.Unlock()
+	c.fail(err)
+	return false
+}
+
 func (c *conn) postRecv(i int) error {
 	b := c.msgs[i].buf
 	return c.id.PostRecv(recvBit|uint64(i), addrOf(b), uint32(len(b)), c.recvMR.LKey())
@@ -543,11 +558,7 @@ func (m *message) Release() {
 	c.mu.Unlock()
 
 	// Repost first: the credit may go out only for a posted buffer.
-	if err := c.withQP(func() error { return c.postRecv(m.idx) }); err != nil {
-		c.mu.Lock()
-		c.recvPosted--
-		c.mu.Unlock()
-		c.fail(err)
+	if !c.repost(m.idx) {
 		return
 	}
 	c.mu.Lock()

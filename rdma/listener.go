@@ -99,25 +99,12 @@ func (t *Transport) dial(ctx context.Context, addr string, opts fabric.ConnOptio
 		defer cancel()
 	}
 
-	ech, err := cgo.CreateEventChannel()
+	id, ech, ecw, release, err := openID()
 	if err != nil {
-		return nil, err
-	}
-	ecw, err := newFDWaiter(ech.Fd(), "event channel")
-	if err != nil {
-		ech.Close()
-		return nil, err
-	}
-	id, err := cgo.CreateID(ech)
-	if err != nil {
-		ecw.close()
-		ech.Close()
 		return nil, err
 	}
 	fail := func(err error) (*conn, error) {
-		id.Close()
-		ecw.close()
-		ech.Close()
+		release()
 		return nil, err
 	}
 
@@ -205,28 +192,15 @@ func (t *Transport) listen(addr string, opts fabric.ConnOptions) (*listener, err
 	if err != nil {
 		return nil, err
 	}
-	ech, err := cgo.CreateEventChannel()
+	id, ech, ecw, release, err := openID()
 	if err != nil {
-		return nil, err
-	}
-	ecw, err := newFDWaiter(ech.Fd(), "event channel")
-	if err != nil {
-		ech.Close()
-		return nil, err
-	}
-	id, err := cgo.CreateID(ech)
-	if err != nil {
-		ecw.close()
-		ech.Close()
 		return nil, err
 	}
 	if err := id.Bind(ap); err == nil {
 		err = id.Listen(128)
 	}
 	if err != nil {
-		id.Close()
-		ecw.close()
-		ech.Close()
+		release()
 		return nil, err
 	}
 
@@ -336,23 +310,16 @@ func (l *listener) accept(id *cgo.CMID, peer hello) (*conn, error) {
 	ctx, cancel := context.WithTimeout(l.ctx, handshakeTimeout)
 	defer cancel()
 
-	ech, err := cgo.CreateEventChannel()
-	if err != nil {
-		id.Reject(nil)
-		id.Close()
-		return nil, err
-	}
-	ecw, err := newFDWaiter(ech.Fd(), "event channel")
+	ech, ecw, err := openEventChannel()
 	if err == nil {
-		err = id.Migrate(ech)
+		if err = id.Migrate(ech); err != nil {
+			ecw.close()
+			ech.Close()
+		}
 	}
 	if err != nil {
-		if ecw != nil {
-			ecw.close()
-		}
 		id.Reject(nil)
 		id.Close()
-		ech.Close()
 		return nil, err
 	}
 
@@ -378,4 +345,33 @@ func (l *listener) accept(id *cgo.CMID, peer hello) (*conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// openEventChannel creates an rdma_cm event channel and the waiter that
+// lets a context or Close interrupt waits on it.
+func openEventChannel() (*cgo.EventChannel, *fdWaiter, error) {
+	ech, err := cgo.CreateEventChannel()
+	if err != nil {
+		return nil, nil, err
+	}
+	ecw, err := newFDWaiter(ech.Fd(), "event channel")
+	if err != nil {
+		ech.Close()
+		return nil, nil, err
+	}
+	return ech, ecw, nil
+}
+
+// openID is openEventChannel plus an rdma_cm id on that channel; release
+// closes all three, in reverse order.
+func openID() (id *cgo.CMID, ech *cgo.EventChannel, ecw *fdWaiter, release func(), err error) {
+	if ech, ecw, err = openEventChannel(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if id, err = cgo.CreateID(ech); err != nil {
+		ecw.close()
+		ech.Close()
+		return nil, nil, nil, nil, err
+	}
+	return id, ech, ecw, func() { id.Close(); ecw.close(); ech.Close() }, nil
 }

@@ -191,11 +191,7 @@ func (c *conn) onRecv(idx int, wc *cgo.WC) {
 		// The reserve buffer goes straight back, and is acknowledged
 		// before the credits it brought can be used: every message sent
 		// with them carries the acknowledgement (doc.go relies on it).
-		if err := c.withQP(func() error { return c.postRecv(idx) }); err != nil {
-			c.mu.Lock()
-			c.recvPosted--
-			c.mu.Unlock()
-			c.fail(err)
+		if !c.repost(idx) {
 			return
 		}
 		c.mu.Lock()
