@@ -123,18 +123,18 @@ func (c *session) exec(r *fabric.Exec, resp *fabric.Response) (fabric.ResponseBo
 	// free, so storage and the extension overlap.
 	perChunk := uint64(len(slot.Data) / ns.BlockSize)
 	chunks := max(1, (uint64(r.Blocks)+perChunk-1)/perChunk)
-	rd := &readAhead{ns: ns, lba: r.LBA, end: r.LBA + uint64(r.Blocks), perChunk: perChunk}
-	rd.bufs = append(rd.bufs, slot)
-	for uint64(len(rd.bufs)) < min(chunks, uint64(c.s.cfg.ReadAhead)+1) {
+	rd := &readAhead{ns: ns, lba: r.LBA, end: r.LBA + uint64(r.Blocks), perChunk: perChunk,
+		free: []*bpf.Slot{slot}}
+	for uint64(len(rd.free)) < min(chunks, uint64(c.s.cfg.ReadAhead)+1) {
 		extra, ok := c.s.engine.TryAcquire()
 		if !ok {
 			break
 		}
 		defer c.s.engine.Release(extra)
-		rd.bufs = append(rd.bufs, extra)
+		rd.free = append(rd.free, extra)
 	}
 	defer rd.drain()
-	for range rd.bufs {
+	for range len(rd.free) {
 		rd.next()
 	}
 
@@ -273,9 +273,9 @@ func (c *session) moveBlocks(nsID uint32, lba uint64, blocks uint32, region fabr
 }
 
 func (c *session) flush(r *fabric.Flush, resp *fabric.Response) (fabric.ResponseBody, error) {
-	ns := c.s.namespaces[r.NS]
-	if ns == nil {
-		return nil, fail(fabric.StatusNoNamespace, "namespace %d is not served here", r.NS)
+	ns, err := c.namespace(r.NS, 0, 0)
+	if err != nil {
+		return nil, err
 	}
 	t0 := time.Now()
 	if err := ns.Flush(); err != nil {
@@ -291,8 +291,7 @@ type readAhead struct {
 	ns       *Namespace
 	lba, end uint64
 	perChunk uint64
-	bufs     []*bpf.Slot
-	free     []*bpf.Slot
+	free     []*bpf.Slot // slots no read is filling and no run is using
 	inFlight []chan chunkRead
 	started  bool
 }
@@ -309,9 +308,6 @@ type chunkRead struct {
 // is left. The first call may read an empty range: a request over zero
 // blocks still runs the extension once.
 func (r *readAhead) next() {
-	if r.free == nil && !r.started {
-		r.free = append(r.free, r.bufs...)
-	}
 	if len(r.free) == 0 || (r.started && r.lba >= r.end) {
 		return
 	}
