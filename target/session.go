@@ -27,7 +27,6 @@ type session struct {
 
 	mu     sync.Mutex
 	tenant *tenant
-	depth  int
 }
 
 func (s *Server) newSession(conn fabric.Conn) *session {
@@ -238,7 +237,6 @@ func (c *session) hello(r *fabric.Hello) (fabric.ResponseBody, error) {
 		return nil, fail(fabric.StatusBadRequest, "second hello on one connection")
 	}
 	c.tenant = c.s.tenantFor(r.Tenant)
-	c.depth = depth
 	c.mu.Unlock()
 
 	reply := &fabric.HelloReply{
