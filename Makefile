@@ -54,8 +54,10 @@ fuzz:
 		pkg=./$$(dirname $${spec#./}); \
 		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$spec | cut -d' ' -f2); do \
 			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { \
-				$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+			log=$$(mktemp); \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1 || { \
+				cat $$log; rm -f $$log; exit 1; }; \
+			rm -f $$log; \
 		done; \
 	done
 
